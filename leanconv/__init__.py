@@ -1,0 +1,38 @@
+"""leanconv: efficient convolution operators as exact drop-in PyTorch modules."""
+
+from leanconv.ops import (
+    ChannelShuffle,
+    CompConv2d,
+    DeformConv2d,
+    DepthwiseConv2d,
+    DepthwiseSeparableConv2d,
+    GroupConv2d,
+    HetConv2d,
+    MixConv2d,
+    MixedGroupConv,
+    SqueezeExcite,
+    StackedConv2d,
+    conv_spec_help,
+    create_conv,
+    parse_conv_spec,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChannelShuffle",
+    "CompConv2d",
+    "DeformConv2d",
+    "DepthwiseConv2d",
+    "DepthwiseSeparableConv2d",
+    "GroupConv2d",
+    "HetConv2d",
+    "MixConv2d",
+    "MixedGroupConv",
+    "SqueezeExcite",
+    "StackedConv2d",
+    "__version__",
+    "conv_spec_help",
+    "create_conv",
+    "parse_conv_spec",
+]

@@ -1,0 +1,50 @@
+"""Depthwise convolution (seed 004 section 6, Xception; seed 002, MobileNet v1).
+
+Each input channel is convolved with its own ``m = C_out / C_in`` KxK kernels
+(``groups = C_in``): ``C_in * m * K^2`` MACs per output pixel and as many parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from leanconv.ops._validate import check_conv_args, check_input
+from leanconv.ops.padding import resolve_padding
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with ``groups=in_channels`` and numeric same-style padding.
+
+    ``out_channels`` defaults to ``in_channels`` and must be a multiple of it (the channel
+    multiplier). It *is* an ``nn.Conv2d``, so every tool that handles convs handles it.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        dilation: int = 1,
+        bias: bool = False,
+    ) -> None:
+        owner = "DepthwiseConv2d"
+        out_channels = in_channels if out_channels is None else out_channels
+        check_conv_args(owner, in_channels, out_channels, kernel_size, stride, dilation)
+        if out_channels % in_channels:
+            raise ValueError(
+                f"{owner}: out_channels={out_channels} is not a multiple of "
+                f"in_channels={in_channels}; use in_channels * m for a channel multiplier m "
+                f"(e.g. {in_channels}, {2 * in_channels})"
+            )
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride,
+            resolve_padding(owner, padding, kernel_size, dilation), dilation,
+            groups=in_channels, bias=bias,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input("DepthwiseConv2d", x, self.in_channels)
+        return super().forward(x)

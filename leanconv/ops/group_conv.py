@@ -1,0 +1,48 @@
+"""Group convolution, optionally followed by a channel shuffle (seed 002: group convolution and
+ShuffleNet v1; seed 004 section 1).
+
+Cost per output pixel: ``C_out * (C_in / g) * K^2`` MACs, ``1/g`` of a standard conv;
+parameters ``C_out * C_in / g * K^2`` (+ ``C_out`` with bias).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from leanconv.ops._validate import check_conv_args, check_divides, check_input, check_int
+from leanconv.ops.channel_shuffle import ChannelShuffle
+from leanconv.ops.padding import resolve_padding
+
+
+class GroupConv2d(nn.Module):
+    """A KxK convolution with ``groups`` groups; ``shuffle=True`` shuffles its output channels
+    with ``groups`` groups so the next grouped layer sees every group (ShuffleNet v1)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        groups: int = 2,
+        shuffle: bool = False,
+        stride: int = 1,
+        padding: int | None = None,
+        dilation: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        owner = "GroupConv2d"
+        check_conv_args(owner, in_channels, out_channels, kernel_size, stride, dilation)
+        check_int(owner, "groups", groups)
+        check_divides(owner, "groups", groups, in_channels=in_channels, out_channels=out_channels)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride,
+            resolve_padding(owner, padding, kernel_size, dilation), dilation, groups, bias,
+        )
+        self.shuffle = ChannelShuffle(groups) if shuffle else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input("GroupConv2d", x, self.in_channels)
+        return self.shuffle(self.conv(x))

@@ -1,0 +1,181 @@
+"""MixConv: mixed depthwise convolution kernels (BMVC 2019; seed 001_*.txt).
+
+The ``C`` channels are split into groups ``c_1 + ... + c_g = C``; group ``t`` is convolved
+depthwise with a ``k_t x k_t`` kernel (channel multiplier ``m = C_out / C_in``) and the group
+outputs are concatenated (seed eq. for Y^t and Concat). Per output pixel:
+
+    MACs = params = m * sum_t c_t * k_t^2        (one kernel size: a depthwise conv)
+
+Splits: ``'equal'`` gives every group ``C // g`` channels and the remainder to the first group
+(as the official MixNet code does); ``'exponential'`` gives group ``t`` about ``2^-(t+1)`` of
+the channels, the last group the same share as the one before it (1/2, 1/4, ..., 2^-(g-1),
+2^-(g-1)), remainder to the first group. ``dilated=True`` replaces a ``k x k`` kernel by a
+3x3 kernel with dilation ``(k - 1) / 2`` (same receptive field, the paper's dilated variant).
+
+:class:`MixedGroupConv` is the grouped pointwise conv of MixNet (its ``a1.1``/``p1.1``
+expansion and projection): input and output channels split into groups, a dense conv per
+group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from leanconv.ops._validate import check_choice, check_input, check_int
+from leanconv.ops.padding import get_padding
+
+SPLITS = ("equal", "exponential")
+
+
+def split_channels(channels: int, groups: int, split: str = "equal") -> list[int]:
+    """Channel counts of ``groups`` groups summing to ``channels`` (remainder to group 0)."""
+    if split == "equal":
+        sizes = [channels // groups] * groups
+    else:
+        shares = [2.0 ** -(t + 1) for t in range(groups - 1)] + [2.0 ** -(groups - 1)]
+        sizes = [int(channels * share) for share in shares]
+    sizes[0] += channels - sum(sizes)
+    return sizes
+
+
+def _check_kernel_sizes(owner: str, kernel_sizes: object) -> tuple[int, ...]:
+    if isinstance(kernel_sizes, int) and not isinstance(kernel_sizes, bool):
+        kernel_sizes = (kernel_sizes,)
+    if not isinstance(kernel_sizes, Sequence) or not kernel_sizes:
+        raise ValueError(
+            f"{owner}: kernel_sizes={kernel_sizes!r} is invalid; expected a non-empty sequence "
+            f"of odd ints, e.g. (3, 5, 7)"
+        )
+    for k in kernel_sizes:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+            raise ValueError(
+                f"{owner}: kernel_sizes={tuple(kernel_sizes)!r} is invalid; every kernel size "
+                f"must be an odd int >= 1 (groups must keep the same output size)"
+            )
+    return tuple(kernel_sizes)
+
+
+def _check_split(owner: str, name: str, channels: int, groups: int, split: str) -> list[int]:
+    sizes = split_channels(channels, groups, split)
+    if min(sizes) < 1:
+        raise ValueError(
+            f"{owner}: {name}={channels} is too few for {groups} groups with split={split!r} "
+            f"(sizes {sizes}); use fewer kernel sizes or at least "
+            f"{groups if split == 'equal' else 2 ** (groups - 1)} channels"
+        )
+    return sizes
+
+
+class MixConv2d(nn.Module):
+    """Mixed depthwise convolution: channel group ``t`` gets a depthwise ``k_t x k_t`` kernel.
+
+    ``out_channels`` defaults to ``in_channels`` and must be a multiple of it (channel
+    multiplier). Padding is each group's numeric same-style padding.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        kernel_sizes: Sequence[int] | int = (3, 5, 7),
+        split: str = "equal",
+        stride: int = 1,
+        dilation: int = 1,
+        dilated: bool = False,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        owner = "MixConv2d"
+        out_channels = in_channels if out_channels is None else out_channels
+        check_int(owner, "in_channels", in_channels)
+        check_int(owner, "out_channels", out_channels)
+        check_int(owner, "stride", stride)
+        check_int(owner, "dilation", dilation)
+        check_choice(owner, "split", split, SPLITS)
+        if out_channels % in_channels:
+            raise ValueError(
+                f"{owner}: out_channels={out_channels} is not a multiple of "
+                f"in_channels={in_channels}; use in_channels * m for a channel multiplier m"
+            )
+        self.kernel_sizes = _check_kernel_sizes(owner, kernel_sizes)
+        self.in_channels, self.out_channels, self.split = in_channels, out_channels, split
+        self.in_splits = _check_split(owner, "in_channels", in_channels, len(self.kernel_sizes),
+                                      split)
+        multiplier = out_channels // in_channels
+        self.convs = nn.ModuleList()
+        for c, k in zip(self.in_splits, self.kernel_sizes, strict=True):
+            kernel, dil = (3, dilation * (k - 1) // 2) if dilated and k > 3 else (k, dilation)
+            self.convs.append(nn.Conv2d(c, c * multiplier, kernel, stride,
+                                        get_padding(kernel, dil), dil, groups=c, bias=bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input("MixConv2d", x, self.in_channels)
+        if len(self.convs) == 1:
+            return self.convs[0](x)
+        parts = torch.split(x, self.in_splits, dim=1)
+        return torch.cat([conv(part) for conv, part in zip(self.convs, parts, strict=True)], 1)
+
+    def extra_repr(self) -> str:
+        return f"splits={self.in_splits}, kernel_sizes={self.kernel_sizes}"
+
+
+class MixedGroupConv(nn.Module):
+    """Grouped conv with uneven groups: input and output channels are both split (``split``
+    rule as MixConv) into ``len(kernel_sizes)`` groups, group ``t`` a dense ``k_t x k_t`` conv.
+
+    MixNet's grouped pointwise layers are ``kernel_sizes=(1, 1)``. When all kernel sizes are
+    equal and both splits even it runs as one ``nn.Conv2d(groups=g)`` (the same operator).
+    MACs = params = ``sum_t c_in_t * c_out_t * k_t^2``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_sizes: Sequence[int] | int = (1, 1),
+        split: str = "equal",
+        stride: int = 1,
+        dilation: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        owner = "MixedGroupConv"
+        check_int(owner, "in_channels", in_channels)
+        check_int(owner, "out_channels", out_channels)
+        check_int(owner, "stride", stride)
+        check_int(owner, "dilation", dilation)
+        check_choice(owner, "split", split, SPLITS)
+        self.kernel_sizes = _check_kernel_sizes(owner, kernel_sizes)
+        g = len(self.kernel_sizes)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_splits = _check_split(owner, "in_channels", in_channels, g, split)
+        self.out_splits = _check_split(owner, "out_channels", out_channels, g, split)
+        uniform = (
+            len(set(self.kernel_sizes)) == 1
+            and in_channels % g == 0
+            and out_channels % g == 0
+            and split == "equal"
+        )
+        if uniform:
+            k = self.kernel_sizes[0]
+            self.conv: nn.Module = nn.Conv2d(in_channels, out_channels, k, stride,
+                                             get_padding(k, dilation), dilation, g, bias)
+        else:
+            self.conv = nn.ModuleList(
+                nn.Conv2d(ci, co, k, stride, get_padding(k, dilation), dilation, bias=bias)
+                for ci, co, k in zip(self.in_splits, self.out_splits, self.kernel_sizes,
+                                     strict=True)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input("MixedGroupConv", x, self.in_channels)
+        if isinstance(self.conv, nn.Conv2d):
+            return self.conv(x)
+        parts = torch.split(x, self.in_splits, dim=1)
+        return torch.cat([conv(part) for conv, part in zip(self.conv, parts, strict=True)], 1)
+
+    def extra_repr(self) -> str:
+        return f"in_splits={self.in_splits}, out_splits={self.out_splits}"

@@ -1,0 +1,28 @@
+import subprocess
+import sys
+
+from leanconv.cli import main
+
+
+def test_ops_table(capsys):
+    assert main(["ops", "--in-channels", "16", "--out-channels", "16", "--size", "8"]) == 0
+    out = capsys.readouterr().out
+    for spec in ("standard", "hetconv:p=4", "compconv:c0=128", "dwsep"):
+        assert spec in out
+    # HetConv p=4: 16 * (4 * 9 + 12) = 768 parameters
+    assert "768" in out
+
+
+def test_bad_spec_is_a_clean_error(capsys):
+    assert main(["ops", "--spec", "hetconv:p=5", "--in-channels", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "in_channels=16 is not divisible by p=5" in err and "Traceback" not in err
+
+
+def test_python_m_and_bad_integer():
+    run = subprocess.run([sys.executable, "-m", "leanconv", "ops", "--size", "0"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "'0' is not an int >= 1" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "leanconv", "specs"], capture_output=True,
+                         text=True)
+    assert run.returncode == 0 and "hetconv:" in run.stdout
