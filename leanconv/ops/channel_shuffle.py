@@ -21,6 +21,8 @@ def channel_shuffle(x: torch.Tensor, groups: int, *, inverse: bool = False) -> t
     Written with ``view``/``transpose`` so that export produces Reshape/Transpose, and the
     memory format of the input (NCHW or channels_last) is kept.
     """
+    check_input("channel_shuffle", x, channels=None)
+    check_int("channel_shuffle", "groups", groups)
     b, c, h, w = x.shape
     if c % groups:
         raise ValueError(
@@ -28,7 +30,7 @@ def channel_shuffle(x: torch.Tensor, groups: int, *, inverse: bool = False) -> t
             f"choose groups in {divisors(c)}"
         )
     rows, cols = (c // groups, groups) if inverse else (groups, c // groups)
-    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    channels_last = x.is_contiguous(memory_format=torch.channels_last)
     if channels_last and not x.is_contiguous():
         # NHWC storage: permute the channel axis in the last dimension.
         y = x.permute(0, 2, 3, 1).reshape(b, h, w, rows, cols).transpose(3, 4)
@@ -49,7 +51,6 @@ class ChannelShuffle(nn.Module):
         self.inverse_ = bool(inverse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input("ChannelShuffle", x, channels=None)
         return channel_shuffle(x, self.groups, inverse=self.inverse_)
 
     def inverse(self) -> ChannelShuffle:

@@ -121,10 +121,10 @@ class CompConv2d(nn.Module):
         out_channels: int,
         kernel_size: int = 3,
         stride: int = 1,
-        padding: int | None = None,
-        dilation: int = 1,
         c0: int = 128,
         depth: int | None = None,
+        padding: int | None = None,
+        dilation: int = 1,
         bias: bool = False,
     ) -> None:
         super().__init__()

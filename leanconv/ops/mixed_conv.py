@@ -58,6 +58,21 @@ def _check_kernel_sizes(owner: str, kernel_sizes: object) -> tuple[int, ...]:
     return tuple(kernel_sizes)
 
 
+def _check_common(owner: str, in_channels: int, out_channels: int, stride: int, dilation: int,
+                  split: str) -> None:
+    check_int(owner, "in_channels", in_channels)
+    check_int(owner, "out_channels", out_channels)
+    check_int(owner, "stride", stride)
+    check_int(owner, "dilation", dilation)
+    check_choice(owner, "split", split, SPLITS)
+
+
+def _split_apply(x: torch.Tensor, splits: list[int], convs: nn.ModuleList) -> torch.Tensor:
+    """Convolve each channel slice with its own conv and concatenate the results."""
+    parts = torch.split(x, splits, dim=1)
+    return torch.cat([conv(part) for conv, part in zip(convs, parts, strict=True)], 1)
+
+
 def _check_split(owner: str, name: str, channels: int, groups: int, split: str) -> list[int]:
     sizes = split_channels(channels, groups, split)
     if min(sizes) < 1:
@@ -90,11 +105,7 @@ class MixConv2d(nn.Module):
         super().__init__()
         owner = "MixConv2d"
         out_channels = in_channels if out_channels is None else out_channels
-        check_int(owner, "in_channels", in_channels)
-        check_int(owner, "out_channels", out_channels)
-        check_int(owner, "stride", stride)
-        check_int(owner, "dilation", dilation)
-        check_choice(owner, "split", split, SPLITS)
+        _check_common(owner, in_channels, out_channels, stride, dilation, split)
         if out_channels % in_channels:
             raise ValueError(
                 f"{owner}: out_channels={out_channels} is not a multiple of "
@@ -115,8 +126,7 @@ class MixConv2d(nn.Module):
         check_input("MixConv2d", x, self.in_channels)
         if len(self.convs) == 1:
             return self.convs[0](x)
-        parts = torch.split(x, self.in_splits, dim=1)
-        return torch.cat([conv(part) for conv, part in zip(self.convs, parts, strict=True)], 1)
+        return _split_apply(x, self.in_splits, self.convs)
 
     def extra_repr(self) -> str:
         return f"splits={self.in_splits}, kernel_sizes={self.kernel_sizes}"
@@ -143,11 +153,7 @@ class MixedGroupConv(nn.Module):
     ) -> None:
         super().__init__()
         owner = "MixedGroupConv"
-        check_int(owner, "in_channels", in_channels)
-        check_int(owner, "out_channels", out_channels)
-        check_int(owner, "stride", stride)
-        check_int(owner, "dilation", dilation)
-        check_choice(owner, "split", split, SPLITS)
+        _check_common(owner, in_channels, out_channels, stride, dilation, split)
         self.kernel_sizes = _check_kernel_sizes(owner, kernel_sizes)
         g = len(self.kernel_sizes)
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -174,8 +180,7 @@ class MixedGroupConv(nn.Module):
         check_input("MixedGroupConv", x, self.in_channels)
         if isinstance(self.conv, nn.Conv2d):
             return self.conv(x)
-        parts = torch.split(x, self.in_splits, dim=1)
-        return torch.cat([conv(part) for conv, part in zip(self.conv, parts, strict=True)], 1)
+        return _split_apply(x, self.in_splits, self.conv)
 
     def extra_repr(self) -> str:
         return f"in_splits={self.in_splits}, out_splits={self.out_splits}"
