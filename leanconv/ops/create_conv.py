@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from leanconv.ops._validate import check_conv_args
+from leanconv.ops._validate import check_conv_args, check_int
 from leanconv.ops.comp_conv import CompConv2d
 from leanconv.ops.deform_conv import DeformConv2d
 from leanconv.ops.depthwise_conv import DepthwiseConv2d
@@ -174,6 +174,7 @@ def _mixconv(
     if padding is not None:
         raise ValueError(f"create_conv('mixconv'): padding={padding!r} is invalid; MixConv pads "
                          f"each kernel size itself, leave padding=None")
+    check_int("create_conv('mixconv')", "kernel_size", kernel_size)
     return MixConv2d(in_channels, out_channels, kernel_sizes or (kernel_size,), split, stride,
                      dilation, dilated, bias)
 

@@ -82,5 +82,8 @@ class DeformConv2d(nn.Module):
             split = 2 * self.offset_groups * self.kernel_size**2
             predicted, logits = predicted[:, :split], predicted[:, split:]
             mask = 2.0 * torch.sigmoid(logits)
-        return deform_conv2d(x, predicted, self.weight, self.bias, self.stride, self.padding,
-                             self.dilation, mask)
+        y = deform_conv2d(x, predicted, self.weight, self.bias, self.stride, self.padding,
+                          self.dilation, mask)
+        if x.is_contiguous(memory_format=torch.channels_last):  # torchvision returns NCHW
+            y = y.contiguous(memory_format=torch.channels_last)
+        return y

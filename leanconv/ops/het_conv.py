@@ -46,6 +46,13 @@ from leanconv.ops.padding import centre_offset, conv1x1_at_centre_taps, resolve_
 LAYOUTS = ("interleaved", "block")
 
 
+def _gather_channels(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[:, index]``, keeping channels_last storage channels_last."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return x.permute(0, 2, 3, 1).index_select(3, index).permute(0, 3, 1, 2)
+    return x.index_select(1, index)
+
+
 class HetConv2d(nn.Module):
     """Heterogeneous-kernel convolution: ``M/p`` KxK and ``M - M/p`` 1x1 kernels per filter."""
 
@@ -150,7 +157,7 @@ class HetConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("HetConv2d", x, self.in_channels)
         if self._in_index is not None:
-            x = x.index_select(1, self._in_index)
+            x = _gather_channels(x, self._in_index)
         bias = self.bias
         if bias is not None and self._bias_index is not None:
             bias = bias.index_select(0, self._bias_index)
@@ -161,7 +168,7 @@ class HetConv2d(nn.Module):
                 self.dilation,
             )
         if self._out_index is not None:
-            y = y.index_select(1, self._out_index)
+            y = _gather_channels(y, self._out_index)
         return y
 
     def extra_repr(self) -> str:

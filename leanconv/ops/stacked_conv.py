@@ -45,7 +45,7 @@ class StackedConv2d(nn.Module):
             )
         if padding is not None and padding != get_padding(kernel_size, dilation):
             raise ValueError(
-                f"{owner}: padding={padding} is invalid; only the same-style padding "
+                f"{owner}: padding={padding!r} is invalid; only the same-style padding "
                 f"{get_padding(kernel_size, dilation)} (or None) has a stacked equivalent"
             )
         self.in_channels, self.out_channels = in_channels, out_channels

@@ -1,5 +1,7 @@
 """Contract every operator honours, checked through the factory for every spec kind."""
 
+import re
+
 import pytest
 import torch
 
@@ -25,6 +27,7 @@ def test_shape_channels_last_and_backward(spec, stride, size):
     assert y.shape == (2, 16, -(-size[0] // stride), -(-size[1] // stride))
     y_cl = module(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(y_cl, y, atol=1e-5, rtol=1e-5)
+    assert y_cl.is_contiguous(memory_format=torch.channels_last)  # the format is kept
     xg = x.clone().requires_grad_(True)
     module(xg).square().mean().backward()
     assert xg.grad is not None and torch.isfinite(xg.grad).all()
@@ -45,9 +48,17 @@ def test_wrong_input_raises_clear_error(spec):
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@pytest.mark.parametrize("name,value", [("stride", 0), ("dilation", -1), ("padding", "same")])
+@pytest.mark.parametrize("name,value", [("stride", 0), ("dilation", -1), ("padding", "same"),
+                                        ("in_channels", 0), ("out_channels", -4),
+                                        ("kernel_size", 0), ("stride", 1.5)])
 def test_invalid_common_arguments(spec, name, value):
     if spec.startswith("mixconv") and name == "padding":
         value = 1
-    with pytest.raises(ValueError, match=name):
-        create_conv(spec, 8, 16, 5 if spec == "stacked" else 3, **{name: value})
+    arguments = {"in_channels": 8, "out_channels": 16,
+                 "kernel_size": 5 if spec == "stacked" else 3, name: value}
+    # 'dilated:d=2' sets dilation itself: giving it again is refused as a clash
+    message = "given both" if spec.startswith("dilated") and name == "dilation" else (
+        f"{name}={value!r}")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        create_conv(spec, arguments.pop("in_channels"), arguments.pop("out_channels"),
+                    arguments.pop("kernel_size"), **arguments)
