@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.leanconv-installed
-EXTRAS := dev
+EXTRAS := dev,compare
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: demo test lint data clean
@@ -27,6 +27,7 @@ data:
 
 demo: $(STAMP) data
 	$(VENV)/bin/leanconv ops
+	$(VENV)/bin/leanconv models
 
 test: $(STAMP) data
 	$(VENV)/bin/ruff check .

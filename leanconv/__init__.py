@@ -1,5 +1,6 @@
 """leanconv: efficient convolution operators as exact drop-in PyTorch modules."""
 
+from leanconv.models import create_model, list_models
 from leanconv.ops import (
     ChannelShuffle,
     CompConv2d,
@@ -34,5 +35,7 @@ __all__ = [
     "__version__",
     "conv_spec_help",
     "create_conv",
+    "create_model",
+    "list_models",
     "parse_conv_spec",
 ]

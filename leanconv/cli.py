@@ -1,7 +1,8 @@
 """The ``leanconv`` command line.
 
-``leanconv ops``    every operator on one layer shape: parameters and MACs, side by side.
-``leanconv specs``  the conv spec strings the factory, the converter and the zoo accept.
+``leanconv ops``     every operator on one layer shape: parameters and MACs, side by side.
+``leanconv models``  every zoo model: parameters and MACs at its reference input size.
+``leanconv specs``   the conv spec strings the factory, the converter and the zoo accept.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
-
 from leanconv import __version__
+from leanconv.cost.counting import count_macs, count_params
+from leanconv.models.registry import create_model, list_models, model_entry
 from leanconv.ops.create_conv import conv_spec_help, create_conv
 from leanconv.ops.deform_conv import DeformConv2d
 
@@ -34,21 +33,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _counted_macs(module: nn.Module, x: torch.Tensor) -> int:
-    """MACs that torch's flop counter sees the module execute (FLOPs / 2)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(x)
-    return counter.get_total_flops() // 2
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in [header, *rows]]
 
 
 def _ops_table(args: argparse.Namespace) -> str:
-    x = torch.randn(1, args.in_channels, args.size, args.size)
+    shape = (1, args.in_channels, args.size, args.size)
     rows, baseline, notes = [], None, []
     for spec in args.spec or DEFAULT_SPECS:
         module = create_conv(spec, args.in_channels, args.out_channels, args.kernel_size,
                              args.stride).eval()
-        params = sum(p.numel() for p in module.parameters())
-        macs = _counted_macs(module, x)
+        params = count_params(module)
+        macs = count_macs(module, shape)
         baseline = baseline or macs
         analytic = ""
         if hasattr(module, "macs_per_pixel"):
@@ -59,13 +57,25 @@ def _ops_table(args: argparse.Namespace) -> str:
         rows.append((spec, type(module).__name__, f"{params:,}", f"{macs / 1e6:.2f}", analytic,
                      f"{macs / baseline:.3f}"))
     header = ("spec", "module", "params", "MMACs (counted)", "MMACs (analytic)", "vs first")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"{args.in_channels}->{args.out_channels} channels, {args.kernel_size}x"
              f"{args.kernel_size}, stride {args.stride}, input 1x{args.in_channels}x{args.size}"
-             f"x{args.size}"]
-    for row in [header, *rows]:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+             f"x{args.size}", *_table(header, rows)]
     return "\n".join(lines + [f"note: {n}" for n in notes])
+
+
+def _models_table(args: argparse.Namespace) -> str:
+    names = list_models(args.pattern)
+    if not names:
+        raise ValueError(f"no model matches --pattern {args.pattern!r}; models: "
+                         f"{', '.join(list_models())}")
+    rows = []
+    for name in names:
+        size = model_entry(name).input_size
+        model = create_model(name, conv=args.conv) if args.conv else create_model(name)
+        macs = count_macs(model, (1, 3, size, size))
+        rows.append((name, f"{count_params(model):,}", f"{macs / 1e6:.1f}", f"{size}x{size}"))
+    title = "zoo models" + (f" with conv={args.conv!r}" if args.conv else "")
+    return "\n".join([title, *_table(("model", "params", "MMACs", "input"), rows)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--stride", type=_positive_int, default=1)
     ops.add_argument("--size", type=_positive_int, default=28, help="input height and width")
     ops.add_argument("--spec", action="append", help="conv spec (repeatable); default: a set")
+    models = commands.add_parser("models", help="every zoo model with its params and MACs")
+    models.add_argument("--pattern", default="*", help="glob on model names, e.g. 'resnet*'")
+    models.add_argument("--conv", help="conv spec replacing the spatial convs, e.g. hetconv:p=4")
     commands.add_parser("specs", help="list the conv spec kinds and their parameters")
     return parser
 
@@ -89,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "ops":
             print(_ops_table(args))
+        elif args.command == "models":
+            print(_models_table(args))
         elif args.command == "specs":
             print(conv_spec_help())
     except ValueError as error:

@@ -26,3 +26,18 @@ def test_python_m_and_bad_integer():
     run = subprocess.run([sys.executable, "-m", "leanconv", "specs"], capture_output=True,
                          text=True)
     assert run.returncode == 0 and "hetconv:" in run.stdout
+
+
+def test_models_table(capsys):
+    assert main(["models", "--pattern", "resnet*"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet50" in out and "25,557,032" in out and "4089.2" in out
+    assert main(["models", "--pattern", "vgg16_cifar", "--conv", "hetconv:p=4"]) == 0
+    assert "hetconv:p=4" in capsys.readouterr().out
+
+
+def test_models_bad_pattern_and_spec(capsys):
+    assert main(["models", "--pattern", "nothing*"]) == 2
+    assert "no model matches --pattern 'nothing*'" in capsys.readouterr().err
+    assert main(["models", "--pattern", "resnet18", "--conv", "bogus"]) == 2
+    assert "unknown kind 'bogus'" in capsys.readouterr().err

@@ -5,22 +5,46 @@ section 5).
 1x1 expand, added to the shortcut (identity, or a strided 1x1 conv + norm when the shape
 changes), then the activation. The 1x1 reduction is what makes the KxK conv cheap:
 ``C_mid = C_out / 4`` cuts its MACs by 16x. ``BasicBlock``: two KxK convs (ResNet-18/34).
+
+Shortcuts that change shape: ``'projection'`` (a strided 1x1 conv + norm, the ResNet paper's
+option B, torchvision's) or ``'pad'`` (option A, parameter-free: subsample by the stride and
+append zero channels, as the paper's CIFAR ResNets).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from leanconv.blocks.conv_norm_act import ActLayer, ConvNormAct, NormLayer
-from leanconv.ops._validate import check_input, check_int
+from leanconv.ops._validate import check_choice, check_input, check_int
 from leanconv.ops.create_conv import ConvSpec
 
+SHORTCUTS = ("projection", "pad")
 
-def _shortcut(in_channels: int, out_channels: int, stride: int, norm_layer: NormLayer | None
-              ) -> nn.Module:
+
+class ZeroPadShortcut(nn.Module):
+    """Option-A shortcut: ``x[:, :, ::s, ::s]`` with ``extra`` zero channels appended."""
+
+    def __init__(self, stride: int, extra: int) -> None:
+        super().__init__()
+        self.stride, self.extra = stride, extra
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.extra))
+
+
+def _shortcut(owner: str, in_channels: int, out_channels: int, stride: int,
+              norm_layer: NormLayer | None, kind: str) -> nn.Module:
+    check_choice(owner, "shortcut", kind, SHORTCUTS)
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
+    if kind == "pad":
+        if out_channels < in_channels:
+            raise ValueError(f"{owner}: shortcut='pad' needs out_channels >= in_channels, got "
+                             f"{out_channels} < {in_channels}; use shortcut='projection'")
+        return ZeroPadShortcut(stride, out_channels - in_channels)
     return ConvNormAct(in_channels, out_channels, 1, stride, norm_layer=norm_layer,
                        act_layer=None)
 
@@ -38,6 +62,7 @@ class Bottleneck(nn.Module):
         conv: ConvSpec = "standard",
         norm_layer: NormLayer | None = nn.BatchNorm2d,
         act_layer: ActLayer = nn.ReLU,
+        shortcut: str = "projection",
     ) -> None:
         super().__init__()
         owner = "Bottleneck"
@@ -50,7 +75,7 @@ class Bottleneck(nn.Module):
         self.conv1 = ConvNormAct(in_channels, mid, 1, norm_layer=norm_layer, act_layer=act_layer)
         self.conv2 = ConvNormAct(mid, mid, kernel_size, stride, conv, norm_layer, act_layer)
         self.conv3 = ConvNormAct(mid, out_channels, 1, norm_layer=norm_layer, act_layer=None)
-        self.shortcut = _shortcut(in_channels, out_channels, stride, norm_layer)
+        self.shortcut = _shortcut(owner, in_channels, out_channels, stride, norm_layer, shortcut)
         self.act = act_layer()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,16 +95,19 @@ class BasicBlock(nn.Module):
         conv: ConvSpec = "standard",
         norm_layer: NormLayer | None = nn.BatchNorm2d,
         act_layer: ActLayer = nn.ReLU,
+        shortcut: str = "projection",
     ) -> None:
         super().__init__()
-        check_int("BasicBlock", "in_channels", in_channels)
-        check_int("BasicBlock", "stride", stride)
+        owner = "BasicBlock"
+        check_int(owner, "in_channels", in_channels)
+        check_int(owner, "out_channels", out_channels)
+        check_int(owner, "stride", stride)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.conv1 = ConvNormAct(in_channels, out_channels, kernel_size, stride, conv,
                                  norm_layer, act_layer)
         self.conv2 = ConvNormAct(out_channels, out_channels, kernel_size, 1, conv, norm_layer,
                                  None)
-        self.shortcut = _shortcut(in_channels, out_channels, stride, norm_layer)
+        self.shortcut = _shortcut(owner, in_channels, out_channels, stride, norm_layer, shortcut)
         self.act = act_layer()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

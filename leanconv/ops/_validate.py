@@ -6,8 +6,9 @@ valid, so that a user never has to read a traceback from deep inside torch.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -66,3 +67,17 @@ def check_divides(owner: str, name: str, value: int, **totals: int) -> None:
                 f"choose {name} in {{{', '.join(map(str, divisors(common)))}}} (divides {where})"
             )
 
+
+
+def check_call(owner: str, fn: Callable[..., object], *args: object, **kwargs: object) -> None:
+    """Raise ValueError (listing the accepted keywords) unless ``fn(*args, **kwargs)`` binds."""
+    signature = inspect.signature(fn)
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        accepted = [
+            name for name, param in signature.parameters.items()
+            if param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
+        ][len(args):]
+        raise ValueError(f"{owner}: {error}; keyword arguments accepted: "
+                         f"{', '.join(accepted)}") from None

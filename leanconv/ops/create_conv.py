@@ -9,14 +9,13 @@ Adding an operator means registering one :class:`ConvKind`.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from leanconv.ops._validate import check_conv_args, check_int
+from leanconv.ops._validate import check_call, check_conv_args, check_int
 from leanconv.ops.comp_conv import CompConv2d
 from leanconv.ops.deform_conv import DeformConv2d
 from leanconv.ops.depthwise_conv import DepthwiseConv2d
@@ -147,12 +146,8 @@ def create_conv(
         raise ValueError(f"create_conv: {clash} given both in spec {spec!r} and as keyword "
                          f"arguments; give each once")
     arguments = {"stride": stride, **values, **kwargs}
-    try:
-        inspect.signature(kind.build).bind(in_channels, out_channels, kernel_size, **arguments)
-    except TypeError as error:
-        accepted = [name for name in inspect.signature(kind.build).parameters][3:]
-        raise ValueError(f"create_conv({spec!r}): {error}; keyword arguments accepted: "
-                         f"{', '.join(accepted)}") from None
+    check_call(f"create_conv({spec!r})", kind.build, in_channels, out_channels, kernel_size,
+               **arguments)
     return kind.build(in_channels, out_channels, kernel_size, **arguments)
 
 

@@ -136,8 +136,8 @@ class MixedGroupConv(nn.Module):
     """Grouped conv with uneven groups: input and output channels are both split (``split``
     rule as MixConv) into ``len(kernel_sizes)`` groups, group ``t`` a dense ``k_t x k_t`` conv.
 
-    MixNet's grouped pointwise layers are ``kernel_sizes=(1, 1)``. When all kernel sizes are
-    equal and both splits even it runs as one ``nn.Conv2d(groups=g)`` (the same operator).
+    MixNet's grouped pointwise layers are ``kernel_sizes=(1, 1)``; with equal kernel sizes and
+    even splits this is ``nn.Conv2d(groups=g)`` with one weight per group.
     MACs = params = ``sum_t c_in_t * c_out_t * k_t^2``.
     """
 
@@ -159,28 +159,16 @@ class MixedGroupConv(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.in_splits = _check_split(owner, "in_channels", in_channels, g, split)
         self.out_splits = _check_split(owner, "out_channels", out_channels, g, split)
-        uniform = (
-            len(set(self.kernel_sizes)) == 1
-            and in_channels % g == 0
-            and out_channels % g == 0
-            and split == "equal"
+        self.convs = nn.ModuleList(
+            nn.Conv2d(ci, co, k, stride, get_padding(k, dilation), dilation, bias=bias)
+            for ci, co, k in zip(self.in_splits, self.out_splits, self.kernel_sizes, strict=True)
         )
-        if uniform:
-            k = self.kernel_sizes[0]
-            self.conv: nn.Module = nn.Conv2d(in_channels, out_channels, k, stride,
-                                             get_padding(k, dilation), dilation, g, bias)
-        else:
-            self.conv = nn.ModuleList(
-                nn.Conv2d(ci, co, k, stride, get_padding(k, dilation), dilation, bias=bias)
-                for ci, co, k in zip(self.in_splits, self.out_splits, self.kernel_sizes,
-                                     strict=True)
-            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("MixedGroupConv", x, self.in_channels)
-        if isinstance(self.conv, nn.Conv2d):
-            return self.conv(x)
-        return _split_apply(x, self.in_splits, self.conv)
+        if len(self.convs) == 1:
+            return self.convs[0](x)
+        return _split_apply(x, self.in_splits, self.convs)
 
     def extra_repr(self) -> str:
         return f"in_splits={self.in_splits}, out_splits={self.out_splits}"
