@@ -1,5 +1,6 @@
 """leanconv: efficient convolution operators as exact drop-in PyTorch modules."""
 
+from leanconv.cost import Profile, profile
 from leanconv.models import create_model, list_models
 from leanconv.ops import (
     ChannelShuffle,
@@ -30,6 +31,7 @@ __all__ = [
     "HetConv2d",
     "MixConv2d",
     "MixedGroupConv",
+    "Profile",
     "SqueezeExcite",
     "StackedConv2d",
     "__version__",
@@ -38,4 +40,5 @@ __all__ = [
     "create_model",
     "list_models",
     "parse_conv_spec",
+    "profile",
 ]

@@ -2,17 +2,21 @@
 
 ``leanconv ops``     every operator on one layer shape: parameters and MACs, side by side.
 ``leanconv models``  every zoo model: parameters and MACs at its reference input size.
+``leanconv cost``    one model's cost per layer, or several operators compared in one model.
 ``leanconv specs``   the conv spec strings the factory, the converter and the zoo accept.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import sys
 from collections.abc import Sequence
 
 from leanconv import __version__
-from leanconv.cost.counting import count_macs, count_params
+from leanconv.cost.profile import profile
+from leanconv.io import atomic_write_text
 from leanconv.models.registry import create_model, list_models, model_entry
 from leanconv.ops.create_conv import conv_spec_help, create_conv
 from leanconv.ops.deform_conv import DeformConv2d
@@ -21,6 +25,15 @@ DEFAULT_SPECS = (
     "standard", "group:g=4,shuffle=1", "dwsep", "hetconv:p=4", "hetconv:p=8",
     "compconv:c0=128", "compconv:c0=64", "dilated:d=2", "deform",
 )
+
+
+def _input_size(text: str) -> tuple[int, int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not CxHxW with positive ints, "
+                                         f"e.g. 3x224x224")
+    c, h, w = (int(p) for p in parts)
+    return c, h, w
 
 
 def _positive_int(text: str) -> int:
@@ -45,8 +58,8 @@ def _ops_table(args: argparse.Namespace) -> str:
     for spec in args.spec or DEFAULT_SPECS:
         module = create_conv(spec, args.in_channels, args.out_channels, args.kernel_size,
                              args.stride).eval()
-        params = count_params(module)
-        macs = count_macs(module, shape)
+        totals = profile(module, shape).totals
+        params, macs = totals["params"], totals["macs_executed"]
         baseline = baseline or macs
         analytic = ""
         if hasattr(module, "macs_per_pixel"):
@@ -71,11 +84,71 @@ def _models_table(args: argparse.Namespace) -> str:
     rows = []
     for name in names:
         size = model_entry(name).input_size
-        model = create_model(name, conv=args.conv) if args.conv else create_model(name)
-        macs = count_macs(model, (1, 3, size, size))
-        rows.append((name, f"{count_params(model):,}", f"{macs / 1e6:.1f}", f"{size}x{size}"))
+        totals = profile(create_model(name, conv=args.conv), (1, 3, size, size)).totals
+        rows.append((name, f"{totals['params']:,}", f"{totals['macs_analytic'] / 1e6:.1f}",
+                     f"{totals['macs_executed'] / 1e6:.1f}",
+                     f"{totals['memory_access'] / 1e6:.1f}", f"{size}x{size}"))
     title = "zoo models" + (f" with conv={args.conv!r}" if args.conv else "")
-    return "\n".join([title, *_table(("model", "params", "MMACs", "input"), rows)])
+    header = ("model", "params", "MMACs analytic", "MMACs executed", "M elements moved",
+              "input")
+    return "\n".join([title, *_table(header, rows)])
+
+
+def _cost_input(args: argparse.Namespace) -> tuple[int, int, int, int]:
+    size = model_entry(args.model).input_size
+    c, h, w = args.input or (3, size, size)
+    return args.batch, c, h, w
+
+
+def _profile_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    return {"latency": args.latency, "device": args.device,
+            "channels_last": args.channels_last, "threads": args.threads}
+
+
+def _compare(args: argparse.Namespace) -> tuple[list[str], list[list[str]], list[dict]]:
+    shape = _cost_input(args)
+    records = []
+    for spec in args.compare:
+        model = create_model(args.model, in_chans=shape[1],
+                             conv=None if spec == "standard" else spec)
+        totals = profile(model, shape, latency_per_module=False, **_profile_kwargs(args)).totals
+        records.append({"conv": spec, **totals})
+    keys = ["params", "macs_analytic", "macs_executed", "memory_access"]
+    keys += ["latency_ms"] if args.latency else []
+    header = ["conv", *keys, *(f"{k} vs first" for k in keys)]
+    rows = []
+    for r in records:
+        cells = [r["conv"]] + [f"{r[k]:,}" if isinstance(r[k], int) else f"{r[k]:.3f}"
+                               for k in keys]
+        cells += [f"{r[k] / records[0][k]:.3f}" if records[0][k] else "-" for k in keys]
+        rows.append(cells)
+    return header, rows, records
+
+
+def _cost(args: argparse.Namespace) -> str:
+    model_entry(args.model)  # unknown names fail first, with close matches
+    if args.compare:
+        header, rows, records = _compare(args)
+        if args.format == "json":
+            return json.dumps(records, indent=2)
+        if args.format == "md":
+            return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                              *("| " + " | ".join(r) + " |" for r in rows)])
+        if args.format == "csv":
+            return "\n".join(",".join(f'"{c}"' for c in row) for row in [header, *rows])
+        return "\n".join(_table(header, rows))
+    shape = _cost_input(args)
+    model = create_model(args.model, in_chans=shape[1], conv=args.conv)
+    result = profile(model, shape, **_profile_kwargs(args))
+    if args.format == "json":
+        return json.dumps(result.to_dict(), indent=2, default=list)
+    if args.format == "md":
+        return result.to_markdown(args.depth)
+    if args.format == "csv":
+        buffer = io.StringIO()
+        result.write_csv(buffer, args.depth)
+        return buffer.getvalue()
+    return result.table(args.depth)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="every zoo model with its params and MACs")
     models.add_argument("--pattern", default="*", help="glob on model names, e.g. 'resnet*'")
     models.add_argument("--conv", help="conv spec replacing the spatial convs, e.g. hetconv:p=4")
+    cost = commands.add_parser("cost", help="per-layer cost of a model, or operators compared")
+    cost.add_argument("model", help="a zoo model name (leanconv models lists them)")
+    cost.add_argument("--conv", help="conv spec for the spatial convs, as create_model(conv=)")
+    cost.add_argument("--compare", nargs="+", metavar="SPEC",
+                      help="compare these conv specs ('standard' = unchanged), one row each")
+    cost.add_argument("--input", type=_input_size, help="CxHxW; default 3x224x224 (CIFAR "
+                      "models 3x32x32)")
+    cost.add_argument("--batch", type=_positive_int, default=1)
+    cost.add_argument("--latency", action="store_true", help="measure latency (real tensors)")
+    cost.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    cost.add_argument("--threads", type=_positive_int, help="CPU threads for timing")
+    cost.add_argument("--channels-last", action="store_true")
+    cost.add_argument("--depth", type=int, help="module depth of the rows (default: layers)")
+    cost.add_argument("--format", choices=("table", "csv", "json", "md"), default="table")
+    cost.add_argument("--out", help="write to this file (atomically) instead of stdout")
     commands.add_parser("specs", help="list the conv spec kinds and their parameters")
     return parser
 
@@ -104,6 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_ops_table(args))
         elif args.command == "models":
             print(_models_table(args))
+        elif args.command == "cost":
+            if args.conv and args.compare:
+                raise ValueError("give either --conv or --compare, not both")
+            text = _cost(args)
+            if args.out:
+                atomic_write_text(args.out, text + "\n")
+                print(f"wrote {args.out}")
+            else:
+                print(text)
         elif args.command == "specs":
             print(conv_spec_help())
     except ValueError as error:

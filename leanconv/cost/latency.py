@@ -1,0 +1,39 @@
+"""Latency by replay: a module is timed alone, on a fresh input of the shape it received
+during capture, with ``torch.utils.benchmark`` (explicit threads, warm-up, CUDA
+synchronisation), never by timing inside hooks (which would time the Python around it and
+serialise the GPU)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils import benchmark
+
+WARMUP_RUNS = 3
+
+
+def make_inputs(shapes: list[tuple[int, ...]], device: str, dtype: torch.dtype,
+                channels_last: bool) -> list[torch.Tensor]:
+    """Random inputs of the captured shapes (4-d ones channels_last when asked)."""
+    inputs = []
+    for shape in shapes:
+        x = torch.randn(shape, device=device, dtype=dtype)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        inputs.append(x)
+    return inputs
+
+
+def measure(module: nn.Module, inputs: list[torch.Tensor], threads: int,
+            min_run_time: float) -> tuple[float, float]:
+    """Median and interquartile range of ``module(*inputs)`` in milliseconds."""
+    with torch.inference_mode():
+        for _ in range(WARMUP_RUNS):
+            module(*inputs)
+        if inputs and inputs[0].is_cuda:
+            torch.cuda.synchronize()
+        timer = benchmark.Timer(stmt="module(*inputs)",
+                                globals={"module": module, "inputs": inputs},
+                                num_threads=threads)
+        result = timer.blocked_autorange(min_run_time=min_run_time)
+    return result.median * 1e3, result.iqr * 1e3
