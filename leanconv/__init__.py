@@ -1,5 +1,6 @@
 """leanconv: efficient convolution operators as exact drop-in PyTorch modules."""
 
+from leanconv.convert import ConversionPolicy, ConversionReport, convert
 from leanconv.cost import Profile, profile
 from leanconv.models import create_model, list_models
 from leanconv.ops import (
@@ -24,6 +25,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ChannelShuffle",
     "CompConv2d",
+    "ConversionPolicy",
+    "ConversionReport",
     "DeformConv2d",
     "DepthwiseConv2d",
     "DepthwiseSeparableConv2d",
@@ -36,6 +39,7 @@ __all__ = [
     "StackedConv2d",
     "__version__",
     "conv_spec_help",
+    "convert",
     "create_conv",
     "create_model",
     "list_models",

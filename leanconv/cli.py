@@ -3,6 +3,7 @@
 ``leanconv ops``     every operator on one layer shape: parameters and MACs, side by side.
 ``leanconv models``  every zoo model: parameters and MACs at its reference input size.
 ``leanconv cost``    one model's cost per layer, or several operators compared in one model.
+``leanconv convert`` swap a model's convs for an operator and report what changed.
 ``leanconv specs``   the conv spec strings the factory, the converter and the zoo accept.
 """
 
@@ -15,8 +16,10 @@ import sys
 from collections.abc import Sequence
 
 from leanconv import __version__
+from leanconv.convert import ConversionPolicy, convert, save_converted
 from leanconv.cost.profile import profile
 from leanconv.io import atomic_write_text
+from leanconv.models.external import build_model
 from leanconv.models.registry import create_model, list_models, model_entry
 from leanconv.ops.create_conv import conv_spec_help, create_conv
 from leanconv.ops.deform_conv import DeformConv2d
@@ -151,6 +154,20 @@ def _cost(args: argparse.Namespace) -> str:
     return result.table(args.depth)
 
 
+def _convert(args: argparse.Namespace) -> str:
+    model = build_model(args.model)
+    size = model_entry(args.model).input_size if ":" not in args.model else 224
+    c, h, w = args.input or (3, size, size)
+    policy = ConversionPolicy(tuple(args.include), tuple(args.exclude), args.min_channels,
+                              keep_stem=not args.convert_stem)
+    converted, report = convert(model, args.to, policy=policy, input_shape=(1, c, h, w))
+    text = report.table()
+    if args.out:
+        save_converted(args.out, converted, args.model, args.to, policy)
+        text += f"\nsaved {args.out} (load it with leanconv.convert.load_converted)"
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leanconv", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -181,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--depth", type=int, help="module depth of the rows (default: layers)")
     cost.add_argument("--format", choices=("table", "csv", "json", "md"), default="table")
     cost.add_argument("--out", help="write to this file (atomically) instead of stdout")
+    conv = commands.add_parser("convert", help="swap a model's convs for an operator")
+    conv.add_argument("model", help="a zoo name, torchvision:NAME or timm:NAME")
+    conv.add_argument("--to", required=True, help="conv spec, e.g. hetconv:p=4 or standard")
+    conv.add_argument("--include", nargs="+", default=["*"], metavar="GLOB")
+    conv.add_argument("--exclude", nargs="+", default=[], metavar="GLOB")
+    conv.add_argument("--min-channels", type=_positive_int, default=1)
+    conv.add_argument("--convert-stem", action="store_true", help="also convert the stem")
+    conv.add_argument("--input", type=_input_size, help="CxHxW for the MAC columns "
+                      "(default 3x224x224; CIFAR zoo models 3x32x32)")
+    conv.add_argument("--out", help="save state_dict + rebuild spec here (torch.save)")
     commands.add_parser("specs", help="list the conv spec kinds and their parameters")
     return parser
 
@@ -201,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"wrote {args.out}")
             else:
                 print(text)
+        elif args.command == "convert":
+            print(_convert(args))
         elif args.command == "specs":
             print(conv_spec_help())
     except ValueError as error:

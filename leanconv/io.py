@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
+
+import torch
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+def _atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
     target = Path(path)
     if target.is_dir():
         raise ValueError(f"path={str(target)!r} is a directory; give a file name")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to a temporary file beside ``path``, then rename it into place."""
+    return _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+    return _atomic_write(path, lambda handle: torch.save(obj, handle))

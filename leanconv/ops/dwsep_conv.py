@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from leanconv.ops._validate import check_conv_args, check_input, check_int
+from leanconv.ops.dense import dense_conv
 from leanconv.ops.depthwise_conv import DepthwiseConv2d
 
 
@@ -43,6 +44,24 @@ class DepthwiseSeparableConv2d(nn.Module):
         self.norm = norm_layer(mid) if norm_layer is not None else nn.Identity()
         self.act = act_layer() if act_layer is not None else nn.Identity()
         self.pointwise = nn.Conv2d(mid, out_channels, 1, bias=bias)
+
+    def to_dense_weight(self) -> torch.Tensor:
+        """The equivalent dense (C_out, C_in, K, K) weight
+        ``W[o, i] = sum_r pw[o, i*m + r] * dw[i*m + r]``; only without a norm/act between."""
+        if not (isinstance(self.norm, nn.Identity) and isinstance(self.act, nn.Identity)):
+            raise ValueError("DepthwiseSeparableConv2d.to_dense_weight: a norm or activation "
+                             "between the convs makes it non-linear; no dense equivalent")
+        m = self.in_channels
+        dw = self.depthwise.weight  # (m * r, 1, kh, kw)
+        pw = self.pointwise.weight[:, :, 0, 0]  # (n, m * r)
+        r = dw.shape[0] // m
+        return torch.einsum("oir,irhw->oihw", pw.view(-1, m, r), dw.view(m, r, *dw.shape[2:]))
+
+    def to_dense(self) -> nn.Conv2d:
+        """The exactly equivalent ``nn.Conv2d`` (only without a norm/act between)."""
+        dw = self.depthwise
+        return dense_conv(self.to_dense_weight(), self.pointwise.bias, dw.stride[0],
+                          dw.padding[0], dw.dilation[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("DepthwiseSeparableConv2d", x, self.in_channels)

@@ -12,6 +12,7 @@ from torch import nn
 
 from leanconv.ops._validate import check_conv_args, check_divides, check_input, check_int
 from leanconv.ops.channel_shuffle import ChannelShuffle
+from leanconv.ops.dense import dense_conv
 from leanconv.ops.padding import resolve_padding
 
 
@@ -42,6 +43,27 @@ class GroupConv2d(nn.Module):
             resolve_padding(owner, padding, kernel_size, dilation), dilation, groups, bias,
         )
         self.shuffle = ChannelShuffle(groups) if shuffle else nn.Identity()
+
+    def to_dense_weight(self) -> torch.Tensor:
+        """The equivalent dense (C_out, C_in, K, K) weight: the diagonal blocks, rows in the
+        order the shuffle (if any) puts the outputs."""
+        weight, g = self.conv.weight, self.groups
+        n, m = self.out_channels, self.in_channels
+        dense = weight.new_zeros(n, m, *weight.shape[2:])
+        for group in range(g):
+            rows = slice(group * n // g, (group + 1) * n // g)
+            dense[rows, group * m // g:(group + 1) * m // g] = weight[rows]
+        if isinstance(self.shuffle, ChannelShuffle):
+            dense = dense[self.shuffle.permutation(n)]
+        return dense
+
+    def to_dense(self) -> nn.Conv2d:
+        """The exactly equivalent ``nn.Conv2d`` (bias permuted with the outputs)."""
+        bias = self.conv.bias
+        if bias is not None and isinstance(self.shuffle, ChannelShuffle):
+            bias = bias[self.shuffle.permutation(self.out_channels)]
+        return dense_conv(self.to_dense_weight(), bias, self.conv.stride[0],
+                          self.conv.padding[0], self.conv.dilation[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("GroupConv2d", x, self.in_channels)

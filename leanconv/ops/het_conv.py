@@ -41,6 +41,7 @@ from leanconv.ops._validate import (
     check_input,
     check_int,
 )
+from leanconv.ops.dense import dense_conv
 from leanconv.ops.padding import centre_offset, conv1x1_at_centre_taps, resolve_padding
 
 LAYOUTS = ("interleaved", "block")
@@ -141,6 +142,30 @@ class HetConv2d(nn.Module):
         if self._in_index is not None:
             dense = dense[self._out_index][:, torch.argsort(self._in_index)]
         return dense
+
+    def to_dense(self) -> nn.Conv2d:
+        """The exactly equivalent ``nn.Conv2d``."""
+        return dense_conv(self.to_dense_weight(), self.bias, self.stride, self.padding,
+                          self.dilation)
+
+    @torch.no_grad()
+    def load_dense_weight(self, weight: torch.Tensor) -> None:
+        """Set the kernels from a dense (N, M, K, K) weight: the KxK kernels where this layout
+        has them, the centre tap where it has a 1x1 kernel (the inverse of
+        :meth:`to_dense_weight` on the positions HetConv keeps)."""
+        n, m, k, p = self.out_channels, self.in_channels, self.kernel_size, self.p
+        if tuple(weight.shape) != (n, m, k, k):
+            raise ValueError(f"HetConv2d.load_dense_weight: weight of shape "
+                             f"{tuple(weight.shape)} is invalid; expected {(n, m, k, k)}")
+        dense = weight.to(self.weight)
+        if self._in_index is not None:
+            dense = dense[torch.argsort(self._out_index)][:, self._in_index]
+        groups = torch.arange(p)
+        blocks = dense.reshape(p, n // p, p, m // p, k, k)[groups, :, groups]
+        self.weight.copy_(blocks.reshape(n, m // p, k, k))
+        if self.weight_1x1 is not None:
+            centre = dense[:, :, (k - 1) // 2, (k - 1) // 2].reshape(-1)
+            self.weight_1x1.copy_(centre[self._pw_index].view(n, m - m // p))
 
     def _block_kxk_mask(self) -> torch.Tensor:
         n, m, p = self.out_channels, self.in_channels, self.p

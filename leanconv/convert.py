@@ -1,0 +1,295 @@
+"""``leanconv.convert``: swap the convolutions of any model for an efficient operator.
+
+Default policy (:class:`ConversionPolicy`): every ``nn.Conv2d`` with a kernel larger than
+1x1 and ``groups == 1`` is a candidate; the stem (the first ``nn.Conv2d`` in registration
+order, which sees the image) and 1x1 and grouped/depthwise convs are kept; ``include`` /
+``exclude`` filter module names by glob; ``min_channels`` keeps narrow layers. A candidate
+the operator cannot take (channels not divisible by p, an asymmetric kernel, a padding mode
+other than zeros) is kept and reported with the reason. ``to='standard'`` converts leanconv
+operators that have an exact dense equivalent (HetConv, group conv, depthwise-separable
+without norm) back to ``nn.Conv2d``.
+
+Stride, dilation, padding and bias are carried over; weights are inherited as
+:mod:`leanconv.inherit` documents. Costs in the report come from :func:`leanconv.profile` on
+``input_shape``.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from leanconv import inherit
+from leanconv.cost.profile import profile
+from leanconv.io import atomic_torch_save
+from leanconv.models.external import build_model
+from leanconv.ops._validate import check_int
+from leanconv.ops.create_conv import create_conv, parse_conv_spec
+from leanconv.ops.padding import get_padding
+
+
+@dataclass
+class ConversionPolicy:
+    """Which convs ``convert`` replaces (see the module docstring)."""
+
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    min_channels: int = 1
+    keep_stem: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("include", "exclude"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = (value,)
+            if not all(isinstance(v, str) for v in value):
+                raise ValueError(f"ConversionPolicy: {name}={value!r} is invalid; expected "
+                                 f"module-name globs such as 'layer4.*'")
+            setattr(self, name, tuple(value))
+        check_int("ConversionPolicy", "min_channels", self.min_channels)
+
+    def reason_to_keep(self, name: str, conv: nn.Module, is_stem: bool) -> str | None:
+        """Why ``conv`` named ``name`` is not a candidate, or None."""
+        if not any(fnmatch.fnmatch(name, g) for g in self.include):
+            return f"not in include {list(self.include)}"
+        if any(fnmatch.fnmatch(name, g) for g in self.exclude):
+            return "excluded by glob"
+        if is_stem and self.keep_stem:
+            return "stem (first conv on the image)"
+        if isinstance(conv, nn.Conv2d):
+            if conv.kernel_size == (1, 1):
+                return "1x1 conv"
+            if conv.groups != 1:
+                return f"grouped/depthwise conv (groups={conv.groups})"
+        if min(conv.in_channels, conv.out_channels) < self.min_channels:
+            return f"fewer than min_channels={self.min_channels} channels"
+        return None
+
+
+@dataclass
+class ConversionRow:
+    """One candidate layer of a conversion."""
+
+    name: str
+    old: str
+    new: str
+    replaced: bool
+    reason: str
+    weights: str
+    params_before: int
+    params_after: int
+    macs_before: int | None = None
+    macs_after: int | None = None
+
+
+@dataclass
+class ConversionReport:
+    """What ``convert`` did, layer by layer, and what it saved."""
+
+    to: str
+    rows: list[ConversionRow] = field(default_factory=list)
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def replaced(self) -> int:
+        """Number of layers replaced."""
+        return sum(row.replaced for row in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"to": self.to, "replaced": self.replaced, "totals": self.totals,
+                "rows": [asdict(row) for row in self.rows]}
+
+    def table(self) -> str:
+        """A text table, one row per candidate, then the totals."""
+        def mega(v: int | None) -> str:
+            return "-" if v is None else f"{v / 1e6:.2f}"
+
+        header = ("layer", "old", "new", "status", "weights", "params", "MMACs")
+        body = [(r.name, r.old, r.new, "replaced" if r.replaced else f"kept: {r.reason}",
+                 r.weights, f"{r.params_before:,} -> {r.params_after:,}",
+                 f"{mega(r.macs_before)} -> {mega(r.macs_after)}") for r in self.rows]
+        widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                 for row in [header, *body]]
+        t = self.totals
+        lines.append(f"{self.replaced} of {len(self.rows)} layers replaced with {self.to!r}; "
+                     f"params {t['params_before']:,} -> {t['params_after']:,}")
+        if t.get("macs_analytic_before") is not None:
+            ratio = t["macs_analytic_after"] / t["macs_analytic_before"]
+            lines.append(
+                f"MACs analytic {mega(t['macs_analytic_before'])}M -> "
+                f"{mega(t['macs_analytic_after'])}M ({ratio:.3f}x), executed "
+                f"{mega(t['macs_executed_before'])}M -> {mega(t['macs_executed_after'])}M on "
+                f"input {t['input_shape']}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _describe(conv: nn.Module) -> str:
+    if isinstance(conv, nn.Conv2d):
+        k, s = conv.kernel_size, conv.stride
+        extra = f", g={conv.groups}" if conv.groups != 1 else ""
+        return f"Conv2d({conv.in_channels}, {conv.out_channels}, k={k[0]}, s={s[0]}{extra})"
+    return type(conv).__name__
+
+
+def _square(value: tuple[int, ...], what: str) -> int:
+    if len(set(value)) != 1:
+        raise ValueError(f"asymmetric {what} {value}")
+    return value[0]
+
+
+def _build_replacement(conv: nn.Module, to: str) -> nn.Module:
+    """The operator replacing ``conv`` (ValueError with the reason when it cannot)."""
+    if to == "standard":
+        return conv.to_dense()  # ValueError where the operator has no exact dense form
+    if conv.padding_mode != "zeros":
+        raise ValueError(f"padding_mode={conv.padding_mode!r}")
+    if isinstance(conv.padding, str):
+        raise ValueError(f"string padding {conv.padding!r}")
+    k = _square(conv.kernel_size, "kernel")
+    stride = _square(conv.stride, "stride")
+    dilation = _square(conv.dilation, "dilation")
+    padding = _square(conv.padding, "padding")
+    kwargs: dict[str, Any] = {"bias": conv.bias is not None}
+    if dilation != 1:
+        kwargs["dilation"] = dilation
+    if padding != get_padding(k, dilation):
+        kwargs["padding"] = padding
+    return create_conv(to, conv.in_channels, conv.out_channels, k, stride, **kwargs)
+
+
+def _candidates(model: nn.Module, to: str) -> list[tuple[str, nn.Module]]:
+    if to == "standard":
+        return [(n, m) for n, m in model.named_modules() if hasattr(m, "to_dense")]
+    return [(n, m) for n, m in model.named_modules() if type(m) is nn.Conv2d]
+
+
+def convert(
+    model: nn.Module,
+    to: str,
+    *,
+    policy: ConversionPolicy | None = None,
+    inherit_weights: bool = True,
+    inplace: bool = False,
+    input_shape: tuple[int, ...] | None = (1, 3, 224, 224),
+    **policy_kwargs: Any,
+) -> tuple[nn.Module, ConversionReport]:
+    """Replace ``model``'s convs by the operator ``to`` (a conv spec); see the module doc.
+
+    ``policy_kwargs`` (``include``, ``exclude``, ``min_channels``, ``keep_stem``) build the
+    policy when ``policy`` is None. ``input_shape`` is used for the MAC columns of the report
+    (None skips them). Returns the converted model (a deep copy unless ``inplace``) and the
+    report.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"convert: model must be an nn.Module, got {type(model).__name__}")
+    if to != "standard":
+        parse_conv_spec(to)  # fails early, listing the valid kinds
+    if policy is not None and policy_kwargs:
+        raise ValueError(f"convert: give either policy= or policy keywords "
+                         f"{sorted(policy_kwargs)}, not both")
+    if policy is None:
+        try:
+            policy = ConversionPolicy(**policy_kwargs)
+        except TypeError as error:
+            raise ValueError(f"convert: {error}; policy keywords: include, exclude, "
+                             f"min_channels, keep_stem") from None
+    before = _costs(model, input_shape)
+    target = model if inplace else copy.deepcopy(model)
+    convs = [m for m in target.modules() if isinstance(m, nn.Conv2d)]
+    stem = convs[0] if convs else None
+    report = ConversionReport(to)
+    for name, conv in _candidates(target, to):
+        params_before = sum(p.numel() for p in conv.parameters())
+        row = ConversionRow(name, _describe(conv), "-", False, "", "-", params_before,
+                            params_before)
+        report.rows.append(row)
+        reason = policy.reason_to_keep(name, conv, conv is stem and to != "standard")
+        if reason is None:
+            try:
+                new = _build_replacement(conv, to)
+            except ValueError as error:
+                reason = str(error).split("\n")[0]
+        if reason is not None:
+            row.reason = reason
+            continue
+        reference = next(iter(conv.parameters()), None)
+        if reference is not None:
+            new = new.to(device=reference.device, dtype=reference.dtype)
+        new.train(conv.training)
+        if to == "standard":
+            row.weights = "exact"
+        elif inherit_weights:
+            row.weights = inherit.inherit_weights(new, conv)
+        else:
+            row.weights = "fresh"
+        parent_name, _, child = name.rpartition(".")
+        setattr(target.get_submodule(parent_name), child, new)
+        row.new, row.replaced = _describe(new), True
+        row.params_after = sum(p.numel() for p in new.parameters())
+    after = _costs(target, input_shape)
+    _fill_costs(report, before, after, model, target, input_shape)
+    return target, report
+
+
+def _costs(model: nn.Module, input_shape: tuple[int, ...] | None) -> Any:
+    if input_shape is None:
+        return None
+    try:
+        return profile(model, input_shape)
+    except ValueError:
+        return None
+
+
+def _fill_costs(report: ConversionReport, before: Any, after: Any, model: nn.Module,
+                target: nn.Module, input_shape: tuple[int, ...] | None) -> None:
+    report.totals = {
+        "params_before": sum(p.numel() for p in model.parameters()),
+        "params_after": sum(p.numel() for p in target.parameters()),
+        "input_shape": list(input_shape) if input_shape else None,
+    }
+    if before is None or after is None:
+        report.totals["macs_analytic_before"] = None
+        return
+    for row in report.rows:
+        row.macs_before = before.module(row.name)["macs_analytic"]
+        row.macs_after = after.module(row.name)["macs_analytic"]
+    for key in ("macs_analytic", "macs_executed", "memory_access"):
+        report.totals[f"{key}_before"] = before.totals[key]
+        report.totals[f"{key}_after"] = after.totals[key]
+
+
+SAVE_FORMAT = "leanconv-converted/1"
+
+
+def save_converted(path: str, model: nn.Module, reference: str, to: str,
+                   policy: ConversionPolicy) -> None:
+    """Save a converted model as a plain dict (``torch.load(weights_only=True)`` loads it):
+    the state dict and what :func:`load_converted` needs to rebuild the module."""
+    payload = {"format": SAVE_FORMAT, "model": reference, "to": to,
+               "policy": {k: list(v) if isinstance(v, tuple) else v
+                          for k, v in asdict(policy).items()},
+               "state_dict": model.state_dict()}
+    atomic_torch_save(payload, path)
+
+
+def load_converted(path: str) -> nn.Module:
+    """Rebuild a model saved by :func:`save_converted` (same class, converted, weights)."""
+    payload = torch.load(path, weights_only=True, map_location="cpu")
+    if not isinstance(payload, dict) or payload.get("format") != SAVE_FORMAT:
+        raise ValueError(f"load_converted: {path!r} is not a file saved by leanconv convert "
+                         f"(format {SAVE_FORMAT!r})")
+    policy = ConversionPolicy(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in payload["policy"].items()})
+    model, _ = convert(build_model(payload["model"]), payload["to"], policy=policy,
+                       inherit_weights=False, inplace=True, input_shape=None)
+    model.load_state_dict(payload["state_dict"])
+    return model
