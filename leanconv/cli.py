@@ -4,6 +4,9 @@
 ``leanconv models``  every zoo model: parameters and MACs at its reference input size.
 ``leanconv cost``    one model's cost per layer, or several operators compared in one model.
 ``leanconv convert`` swap a model's convs for an operator and report what changed.
+``leanconv train``   train one zoo model with one operator on Fashion-MNIST (or DDP).
+``leanconv eval``    test accuracy, loss and per-class accuracy of a checkpoint.
+``leanconv compare`` train once per operator and put accuracy next to measured cost.
 ``leanconv specs``   the conv spec strings the factory, the converter and the zoo accept.
 """
 
@@ -14,15 +17,25 @@ import io
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import torch
 
 from leanconv import __version__
 from leanconv.convert import ConversionPolicy, convert, save_converted
+from leanconv.cost.latency import measure_side_by_side
 from leanconv.cost.profile import profile
 from leanconv.io import atomic_write_text
 from leanconv.models.external import build_model
 from leanconv.models.registry import create_model, list_models, model_entry
 from leanconv.ops.create_conv import conv_spec_help, create_conv
 from leanconv.ops.deform_conv import DeformConv2d
+from leanconv.train.compare import compare, markdown_table
+from leanconv.train.config import TrainConfig
+from leanconv.train.distributed import launch
+from leanconv.train.evaluate import evaluate_checkpoint
+from leanconv.train.presets import DEFAULT_CONVS, PRESETS
+from leanconv.train.trainer import train
 
 DEFAULT_SPECS = (
     "standard", "group:g=4,shuffle=1", "dwsep", "hetconv:p=4", "hetconv:p=8",
@@ -103,19 +116,18 @@ def _cost_input(args: argparse.Namespace) -> tuple[int, int, int, int]:
     return args.batch, c, h, w
 
 
-def _profile_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    return {"latency": args.latency, "device": args.device,
-            "channels_last": args.channels_last, "threads": args.threads}
-
-
-def _compare(args: argparse.Namespace) -> tuple[list[str], list[list[str]], list[dict]]:
+def _cost_compare(args: argparse.Namespace) -> tuple[list[str], list[list[str]], list[dict]]:
     shape = _cost_input(args)
-    records = []
-    for spec in args.compare:
-        model = create_model(args.model, in_chans=shape[1],
-                             conv=None if spec == "standard" else spec)
-        totals = profile(model, shape, latency_per_module=False, **_profile_kwargs(args)).totals
-        records.append({"conv": spec, **totals})
+    models = {spec: create_model(args.model, in_chans=shape[1],
+                                 conv=None if spec == "standard" else spec)
+              for spec in args.compare}
+    records = [{"conv": spec, **profile(model, shape).totals} for spec, model in models.items()]
+    if args.latency:  # interleaved rounds: the ratios stay honest on a noisy machine
+        timed = measure_side_by_side(models, shape, args.device,
+                                     channels_last=args.channels_last,
+                                     threads=args.threads or torch.get_num_threads())
+        for record in records:
+            record["latency_ms"], record["latency_iqr_ms"] = timed[record["conv"]]
     keys = ["params", "macs_analytic", "macs_executed", "memory_access"]
     keys += ["latency_ms"] if args.latency else []
     header = ["conv", *keys, *(f"{k} vs first" for k in keys)]
@@ -131,7 +143,7 @@ def _compare(args: argparse.Namespace) -> tuple[list[str], list[list[str]], list
 def _cost(args: argparse.Namespace) -> str:
     model_entry(args.model)  # unknown names fail first, with close matches
     if args.compare:
-        header, rows, records = _compare(args)
+        header, rows, records = _cost_compare(args)
         if args.format == "json":
             return json.dumps(records, indent=2)
         if args.format == "md":
@@ -142,7 +154,8 @@ def _cost(args: argparse.Namespace) -> str:
         return "\n".join(_table(header, rows))
     shape = _cost_input(args)
     model = create_model(args.model, in_chans=shape[1], conv=args.conv)
-    result = profile(model, shape, **_profile_kwargs(args))
+    result = profile(model, shape, latency=args.latency, device=args.device,
+                     channels_last=args.channels_last, threads=args.threads)
     if args.format == "json":
         return json.dumps(result.to_dict(), indent=2, default=list)
     if args.format == "md":
@@ -166,6 +179,83 @@ def _convert(args: argparse.Namespace) -> str:
         save_converted(args.out, converted, args.model, args.to, policy)
         text += f"\nsaved {args.out} (load it with leanconv.convert.load_converted)"
     return text
+
+
+TRAIN_FLAGS = {  # flag: (TrainConfig field, type, help)
+    "--model": ("model", str, "zoo model (default resnet20_cifar)"),
+    "--conv": ("conv", str, "conv spec for the spatial convs (default: standard)"),
+    "--epochs": ("epochs", _positive_int, "epochs"),
+    "--batch-size": ("batch_size", _positive_int, "batch size per process"),
+    "--lr": ("lr", float, "peak learning rate"),
+    "--seed": ("seed", int, "random seed"),
+    "--schedule": ("schedule", str, "cosine or onecycle"),
+    "--warmup-epochs": ("warmup_epochs", float, "linear warm-up length in epochs"),
+    "--weight-decay": ("weight_decay", float, "weight decay (not on norms and biases)"),
+    "--label-smoothing": ("label_smoothing", float, "label smoothing"),
+    "--device": ("device", str, "cpu or cuda"),
+    "--threads": ("threads", _positive_int, "CPU threads"),
+    "--max-minutes": ("max_minutes", float, "stop training after this many minutes"),
+    "--subset": ("subset", _positive_int, "train on the first N images only"),
+    "--data": ("data", str, "fashion-mnist (default) or synthetic"),
+    "--data-dir": ("data_dir", str, "folder with the Fashion-MNIST *-ubyte.gz files"),
+}
+TRAIN_SWITCHES = {"--amp": "amp", "--channels-last": "channels_last", "--ema": "ema",
+                  "--deterministic": "deterministic"}
+
+
+def _add_train_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    for flag, (_, kind, text) in TRAIN_FLAGS.items():
+        if flag not in skip:
+            parser.add_argument(flag, type=kind, default=None, help=text)
+    for flag in TRAIN_SWITCHES:
+        parser.add_argument(flag, action="store_true", default=None)
+
+
+def _train_config(args: argparse.Namespace, **base: object) -> TrainConfig:
+    values = dict(base)
+    for flag, (field, _, _) in TRAIN_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is not None:
+            values[field] = value
+    for flag, field in TRAIN_SWITCHES.items():
+        if getattr(args, flag[2:].replace("-", "_"), None):
+            values[field] = True
+    return TrainConfig(**values)
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str]) -> str:
+    if args.nproc and args.nproc > 1:
+        forwarded = list(argv)
+        i = forwarded.index("--nproc")
+        del forwarded[i:i + 2]
+        code = launch(args.nproc, forwarded)
+        if code:
+            raise ValueError(f"the distributed run failed (torchrun exit code {code})")
+        return "distributed run finished"
+    config = _train_config(args, progress=not args.no_progress, resume=args.resume)
+    if args.out is None:
+        args.out = f"runs/{config.model}-{(config.conv or 'standard').replace(':', '_')}"
+    config = TrainConfig.from_dict({**config.to_dict(), "out": args.out})
+    summary = train(config)
+    return json.dumps({k: v for k, v in summary.items() if k != "per_class_acc"}, indent=2)
+
+
+def _eval(args: argparse.Namespace) -> str:
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.data_dir, args.batch_size)
+    lines = [f"{args.checkpoint}: test accuracy {result['acc']:.4f}, loss {result['loss']:.4f} "
+             f"({result['images']} images)", *_table(
+                 ("class", "accuracy"),
+                 [(name, f"{acc:.4f}") for name, acc in result["per_class"].items()])]
+    return "\n".join(lines)
+
+
+def _compare_operators(args: argparse.Namespace) -> str:
+    base = {**PRESETS[args.preset], "progress": not args.no_progress}
+    config = _train_config(args, **base)
+    out = Path(args.out or f"runs/compare-{config.model}-{args.preset}")
+    rows = compare(config, args.convs or list(DEFAULT_CONVS), args.seeds or [0], out)
+    return (f"{markdown_table(rows)}\n\nwrote {out}/results.csv, results.json, results.md, "
+            f"acc_vs_macs.png, acc_vs_latency.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,11 +298,31 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--input", type=_input_size, help="CxHxW for the MAC columns "
                       "(default 3x224x224; CIFAR zoo models 3x32x32)")
     conv.add_argument("--out", help="save state_dict + rebuild spec here (torch.save)")
+    trainer = commands.add_parser("train", help="train a zoo model on Fashion-MNIST")
+    _add_train_options(trainer)
+    trainer.add_argument("--out", help="run folder (default runs/MODEL-CONV)")
+    trainer.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    trainer.add_argument("--nproc", type=_positive_int, help="launch N processes with torchrun")
+    trainer.add_argument("--no-progress", action="store_true")
+    evaluator = commands.add_parser("eval", help="evaluate a checkpoint on the test set")
+    evaluator.add_argument("--checkpoint", required=True, help="best.pt / last.pt of a run")
+    evaluator.add_argument("--data", choices=("fashion-mnist", "synthetic"))
+    evaluator.add_argument("--data-dir")
+    evaluator.add_argument("--batch-size", type=_positive_int, default=1000)
+    comparer = commands.add_parser("compare", help="train once per operator, compare costs")
+    comparer.add_argument("--convs", nargs="+", metavar="SPEC", help="conv specs (default: "
+                          + " ".join(DEFAULT_CONVS) + ")")
+    comparer.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 0)")
+    comparer.add_argument("--preset", choices=tuple(PRESETS), default="quick")
+    comparer.add_argument("--out", help="output folder (default runs/compare-MODEL-PRESET)")
+    comparer.add_argument("--no-progress", action="store_true")
+    _add_train_options(comparer, skip=("--conv", "--seed"))
     commands.add_parser("specs", help="list the conv spec kinds and their parameters")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "ops":
@@ -230,6 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(text)
         elif args.command == "convert":
             print(_convert(args))
+        elif args.command == "train":
+            print(_train(args, argv))
+        elif args.command == "eval":
+            print(_eval(args))
+        elif args.command == "compare":
+            print(_compare_operators(args))
         elif args.command == "specs":
             print(conv_spec_help())
     except ValueError as error:

@@ -1,4 +1,4 @@
-"""Writing files safely: never a half-written file."""
+"""Writing files safely: temporary file, fsync, rename; never a half-written file."""
 
 from __future__ import annotations
 
@@ -17,9 +17,14 @@ def _atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None
         raise ValueError(f"path={str(target)!r} is a directory; give a file name")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -29,7 +34,12 @@ def _atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to a temporary file beside ``path``, then rename it into place."""
-    return _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
+    return _atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> Path:

@@ -37,3 +37,26 @@ def measure(module: nn.Module, inputs: list[torch.Tensor], threads: int,
                                 num_threads=threads)
         result = timer.blocked_autorange(min_run_time=min_run_time)
     return result.median * 1e3, result.iqr * 1e3
+
+
+def measure_side_by_side(models: dict[str, nn.Module], input_shape: tuple[int, ...],
+                         device: str = "cpu", dtype: torch.dtype = torch.float32,
+                         channels_last: bool = False, threads: int = 1, rounds: int = 5,
+                         min_run_time: float = 0.1) -> dict[str, tuple[float, float]]:
+    """Median and IQR latency (ms) of each model, measured in interleaved rounds (every model
+    once per round) so that drift on a shared machine hits them all alike."""
+    inputs = make_inputs([tuple(input_shape)], device, dtype, channels_last)
+    prepared = {}
+    for name, model in models.items():
+        model = model.to(device=device, dtype=dtype).eval()
+        prepared[name] = model.to(memory_format=torch.channels_last) if channels_last else model
+    samples: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in prepared.items():
+            samples[name].append(measure(model, inputs, threads, min_run_time)[0])
+    result = {}
+    for name, values in samples.items():
+        ordered = torch.tensor(values)
+        q1, median, q3 = torch.quantile(ordered, torch.tensor([0.25, 0.5, 0.75])).tolist()
+        result[name] = (median, q3 - q1)
+    return result

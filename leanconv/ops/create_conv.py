@@ -187,7 +187,7 @@ for _kind in (
              (SpecParam("dm", "depth_multiplier", "int", 1, "depth multiplier"),)),
     ConvKind("hetconv", HetConv2d, "M/p KxK + (M - M/p) 1x1 kernels per filter (seed 000)",
              (SpecParam("p", "p", "int", 4, "part P of KxK kernels"),
-              SpecParam("layout", "layout", "choice", "interleaved", "channel layout",
+              SpecParam("layout", "layout", "choice", "block", "channel layout",
                         {name: name for name in LAYOUTS}))),
     ConvKind("mixconv", _mixconv, "mixed-kernel depthwise conv (MixConv, seed 001)",
              (SpecParam("k", "kernel_sizes", "ints", "the layer's kernel_size",

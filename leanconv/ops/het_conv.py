@@ -13,11 +13,16 @@ so none is kept.
 
 Layouts (``layout=``):
 
-* ``'interleaved'`` (default, the paper's figure): filter ``j`` has its KxK kernels on the
-  input channels ``i`` with ``(i - j) mod P == 0``.
-* ``'block'``: filters and channels grouped contiguously: filters ``[g*N/P, (g+1)*N/P)`` have
-  their KxK kernels on channels ``[g*M/P, (g+1)*M/P)``. The same operator up to a fixed
-  permutation of input and output channels, and faster, since it needs no channel gather.
+* ``'block'`` (default): filters and channels grouped contiguously: filters
+  ``[g*N/P, (g+1)*N/P)`` have their KxK kernels on channels ``[g*M/P, (g+1)*M/P)``.
+* ``'interleaved'`` (the paper's figure, index for index): filter ``j`` has its KxK kernels
+  on the input channels ``i`` with ``(i - j) mod P == 0``.
+
+Both are the same operator up to a fixed relabelling of input and output channels, so a
+network trained from scratch (or converted: weight inheritance maps either layout) learns the
+same thing with either. ``'block'`` is the default because it needs no channel gathers:
+resnet20_cifar trains at 738 vs 365 images/s and evaluates at 966 vs 304 images/s on a
+2-core CPU (README).
 
 Implementation: a KxK convolution with ``groups=P`` (the KxK kernels, in block order) plus a
 1x1 convolution whose ``P`` diagonal blocks are zero (the 1x1 kernels), evaluated at the
@@ -67,7 +72,7 @@ class HetConv2d(nn.Module):
         padding: int | None = None,
         dilation: int = 1,
         bias: bool = False,
-        layout: str = "interleaved",
+        layout: str = "block",
     ) -> None:
         super().__init__()
         owner = "HetConv2d"

@@ -8,7 +8,7 @@ import torch
 from leanconv.ops import create_conv
 
 SPECS = ["standard", "dilated:d=2", "group:g=2,shuffle=1", "depthwise", "dwsep",
-         "hetconv:p=4", "hetconv:p=2,layout=block", "mixconv:k=3.5.7", "compconv:c0=8",
+         "hetconv:p=4", "hetconv:p=2,layout=interleaved", "mixconv:k=3.5.7", "compconv:c0=8",
          "stacked", "deform", "deform:mod=1"]
 
 

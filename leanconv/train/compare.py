@@ -1,0 +1,104 @@
+"""``leanconv compare``: the same network trained with each operator, accuracy next to cost.
+
+For each conv spec (and seed): train (:func:`leanconv.train.train`); then profile each
+operator's model (params, analytic and executed MACs, memory access) and measure the CPU
+latencies at batch 1 and 32 side by side, in interleaved rounds. Writes results.csv / .json /
+.md and two plots (accuracy vs analytic MACs, accuracy vs latency at batch 32) in the output
+folder, and returns the rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from leanconv.cost.latency import measure_side_by_side
+from leanconv.cost.profile import profile
+from leanconv.io import atomic_write_text
+from leanconv.train.config import TrainConfig
+from leanconv.train.plots import accuracy_plot
+from leanconv.train.trainer import build_model, train
+
+COLUMNS = ("conv", "test_acc_mean", "test_acc_std", "seeds", "params", "macs_analytic",
+           "macs_executed", "memory_access", "latency_b1_ms", "latency_b32_ms",
+           "train_images_per_s", "train_seconds")
+
+
+def _costs(configs: dict[str, TrainConfig], threads: int) -> dict[str, dict[str, Any]]:
+    """Profile each operator's model and time them side by side at batch 1 and 32."""
+    models = {conv: build_model(config) for conv, config in configs.items()}
+    costs = {}
+    for conv, model in models.items():
+        totals = profile(model, (1, 1, 28, 28)).totals
+        costs[conv] = {key: totals[key] for key in ("params", "macs_analytic", "macs_executed",
+                                                    "memory_access")}
+    channels_last = next(iter(configs.values())).channels_last
+    for batch in (1, 32):
+        timed = measure_side_by_side(models, (batch, 1, 28, 28), channels_last=channels_last,
+                                     threads=threads)
+        for conv, (median, _) in timed.items():
+            costs[conv][f"latency_b{batch}_ms"] = median
+    return costs
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table (accuracy in %, MACs in M, latency in ms)."""
+    header = ("conv", "test acc % (mean ± std)", "seeds", "params", "MMACs analytic",
+              "MMACs executed", "M elements moved", "latency b1 ms", "latency b32 ms",
+              "train img/s")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            r["conv"], f"{100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f}",
+            str(r["seeds"]), f"{r['params']:,}", f"{r['macs_analytic'] / 1e6:.2f}",
+            f"{r['macs_executed'] / 1e6:.2f}", f"{r['memory_access'] / 1e6:.2f}",
+            f"{r['latency_b1_ms']:.2f}", f"{r['latency_b32_ms']:.2f}",
+            f"{r['train_images_per_s']:.0f}"]) + " |")
+    return "\n".join(lines)
+
+
+def compare(base: TrainConfig, convs: list[str], seeds: list[int], out: Path) -> list[dict]:
+    """Train ``base`` once per conv and seed; write and return the result rows."""
+    threads = base.threads or torch.get_num_threads()
+    rows, configs = [], {}
+    for conv in convs:
+        runs = []
+        for seed in seeds:
+            run_dir = out / f"{conv.replace(':', '_').replace(',', '_')}-seed{seed}"
+            config = replace(base, conv=None if conv == "standard" else conv, seed=seed,
+                             out=str(run_dir), resume=False)
+            print(f"== {conv}, seed {seed}", flush=True)
+            runs.append(train(config))
+        configs[conv] = config
+        accs = [r["test_acc"] for r in runs]
+        rows.append({
+            "conv": conv, "test_acc_mean": statistics.fmean(accs),
+            "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "seeds": len(seeds),
+            "train_images_per_s": statistics.fmean(r["images_per_s"] for r in runs),
+            "train_seconds": statistics.fmean(r["seconds"] for r in runs),
+        })
+    costs = _costs(configs, threads)
+    rows = [{**row, **costs[row["conv"]]} for row in rows]
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "results.csv", buffer.getvalue())
+    atomic_write_text(out / "results.json", json.dumps(
+        {"model": base.model, "config": base.to_dict(), "seeds": seeds, "rows": rows}, indent=2))
+    atomic_write_text(out / "results.md", markdown_table(rows) + "\n")
+    title = f"{base.model} on Fashion-MNIST ({len(seeds)} seed(s))"
+    accuracy_plot(rows, "macs_analytic", "analytic MACs per image", out / "acc_vs_macs.png",
+                  title)
+    accuracy_plot(rows, "latency_b32_ms", f"latency at batch 32, {threads} CPU threads (ms)",
+                  out / "acc_vs_latency.png", title)
+    return rows

@@ -1,0 +1,92 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from leanconv.cli import main
+from leanconv.train.plots import pareto_front
+
+
+def test_pareto_front():
+    points = [(1.0, 80.0), (2.0, 85.0), (3.0, 84.0), (0.5, 70.0), (4.0, 90.0)]
+    assert pareto_front(points) == [3, 0, 1, 4]
+
+
+def test_compare_writes_results_and_plots(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--data", "synthetic", "--subset", "128", "--epochs", "1",
+                 "--batch-size", "32", "--convs", "standard", "hetconv:p=2",
+                 "--seeds", "0", "1", "--out", str(out), "--threads", "1",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "| standard |" in printed and "| hetconv:p=2 |" in printed
+    results = json.loads((out / "results.json").read_text())
+    rows = {r["conv"]: r for r in results["rows"]}
+    assert rows["hetconv:p=2"]["macs_analytic"] < rows["standard"]["macs_analytic"]
+    assert all(r["seeds"] == 2 and r["latency_b32_ms"] > 0 for r in rows.values())
+    for name in ("acc_vs_macs.png", "acc_vs_latency.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "results.csv").read_text().startswith("conv,test_acc_mean")
+    assert len(list(out.glob("*-seed*"))) == 4
+
+
+def _train_cmd(out: Path, epochs: int, train_size: str = "128") -> list[str]:
+    return [sys.executable, "-m", "leanconv", "train", "--nproc", "2", "--data", "synthetic",
+            "--subset", train_size, "--epochs", str(epochs), "--batch-size", "16",
+            "--threads", "1", "--out", str(out), "--no-progress"]
+
+
+def test_ddp_two_processes(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = _train_cmd(out, 1)
+    cmd.remove("--no-progress")
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ranks_in_sync"] is True
+    assert run.stdout.count("epoch 1/1: train loss") == 1  # only rank 0 prints
+    assert {p.name for p in out.iterdir()} == {"config.json", "metrics.csv", "summary.json",
+                                               "last.pt", "best.pt"}
+
+
+def _children_with_rank(parent: int, rank: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and f"LEANCONV_TEST_RUN={parent}".encode() in \
+                environ and "torch.distributed.run" not in status:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_dying_rank_ends_the_run_with_an_error(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LEANCONV_DIST_TIMEOUT": "20",
+           "LEANCONV_TEST_RUN": str(os.getpid())}
+    proc = subprocess.Popen(_train_cmd(tmp_path / "dead", 50, "2048"), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    victims: list[int] = []
+    while not victims and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(1)
+        victims = [p for p in _children_with_rank(os.getpid(), "1")
+                   if "leanconv" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="ignore")]
+    assert victims, "rank 1 never started"
+    time.sleep(3)
+    os.kill(victims[0], signal.SIGKILL)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the run hung after a rank died") from None
+    assert proc.returncode != 0
+    assert "failed" in stderr.lower() or "error" in stderr.lower()
