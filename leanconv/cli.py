@@ -26,10 +26,10 @@ from leanconv.convert import ConversionPolicy, convert, save_converted
 from leanconv.cost.latency import measure_side_by_side
 from leanconv.cost.profile import profile
 from leanconv.io import atomic_write_text
-from leanconv.models.external import build_model
 from leanconv.models.registry import create_model, list_models, model_entry
 from leanconv.ops.create_conv import conv_spec_help, create_conv
 from leanconv.ops.deform_conv import DeformConv2d
+from leanconv.references import build_model, model_from_checkpoint
 from leanconv.train.compare import compare, markdown_table
 from leanconv.train.config import TrainConfig
 from leanconv.train.distributed import launch
@@ -168,9 +168,14 @@ def _cost(args: argparse.Namespace) -> str:
 
 
 def _convert(args: argparse.Namespace) -> str:
-    model = build_model(args.model)
-    size = model_entry(args.model).input_size if ":" not in args.model else 224
-    c, h, w = args.input or (3, size, size)
+    if args.model.endswith(".pt"):  # a trained model: its own input, 1x28x28
+        model, _ = model_from_checkpoint(args.model)
+        default = (1, 28, 28)
+    else:
+        model = build_model(args.model)
+        size = model_entry(args.model).input_size if ":" not in args.model else 224
+        default = (3, size, size)
+    c, h, w = args.input or default
     policy = ConversionPolicy(tuple(args.include), tuple(args.exclude), args.min_channels,
                               keep_stem=not args.convert_stem)
     converted, report = convert(model, args.to, policy=policy, input_shape=(1, c, h, w))
@@ -225,9 +230,14 @@ def _train_config(args: argparse.Namespace, **base: object) -> TrainConfig:
 
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> str:
     if args.nproc and args.nproc > 1:
-        forwarded = list(argv)
-        i = forwarded.index("--nproc")
-        del forwarded[i:i + 2]
+        forwarded, skip = [], False
+        for arg in argv:  # drop "--nproc N" / "--nproc=N"; torchrun sets the world size
+            if skip or arg.startswith("--nproc="):
+                skip = False
+                continue
+            skip = arg == "--nproc"
+            if not skip:
+                forwarded.append(arg)
         code = launch(args.nproc, forwarded)
         if code:
             raise ValueError(f"the distributed run failed (torchrun exit code {code})")
@@ -289,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--format", choices=("table", "csv", "json", "md"), default="table")
     cost.add_argument("--out", help="write to this file (atomically) instead of stdout")
     conv = commands.add_parser("convert", help="swap a model's convs for an operator")
-    conv.add_argument("model", help="a zoo name, torchvision:NAME or timm:NAME")
+    conv.add_argument("model", help="a zoo name, torchvision:NAME, timm:NAME or a training "
+                      "checkpoint (runs/NAME/best.pt)")
     conv.add_argument("--to", required=True, help="conv spec, e.g. hetconv:p=4 or standard")
     conv.add_argument("--include", nargs="+", default=["*"], metavar="GLOB")
     conv.add_argument("--exclude", nargs="+", default=[], metavar="GLOB")

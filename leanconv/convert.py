@@ -27,10 +27,10 @@ from torch import nn
 from leanconv import inherit
 from leanconv.cost.profile import profile
 from leanconv.io import atomic_torch_save
-from leanconv.models.external import build_model
 from leanconv.ops._validate import check_int
 from leanconv.ops.create_conv import create_conv, parse_conv_spec
 from leanconv.ops.padding import get_padding
+from leanconv.references import build_model
 
 
 @dataclass

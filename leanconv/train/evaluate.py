@@ -1,5 +1,7 @@
 """``leanconv eval``: test accuracy, loss and per-class accuracy of a saved model: a training
-checkpoint (``best.pt`` / ``last.pt``) or a converted model saved by ``leanconv convert``."""
+checkpoint (``best.pt`` / ``last.pt``) or a converted model saved by ``leanconv convert``
+(e.g. a trained model converted to HetConv: ``leanconv convert runs/X/best.pt --to
+hetconv:p=4 --out het.pt``)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ from typing import Any
 import torch
 
 from leanconv.convert import SAVE_FORMAT, load_converted
-from leanconv.train.checkpoint import FORMAT, load_checkpoint
+from leanconv.references import model_from_checkpoint
+from leanconv.train.checkpoint import FORMAT
 from leanconv.train.config import TrainConfig
 from leanconv.train.data import CLASSES
 from leanconv.train.distributed import DistContext
-from leanconv.train.trainer import build_model, evaluate, load_data
+from leanconv.train.trainer import evaluate, load_data
 
 
 def evaluate_checkpoint(path: str, data: str | None = None, data_dir: str | None = None,
@@ -27,13 +30,11 @@ def evaluate_checkpoint(path: str, data: str | None = None, data_dir: str | None
         raise ValueError(f"eval: {path!r} is not a leanconv checkpoint ({error})") from None
     kind = payload.get("format") if isinstance(payload, dict) else None
     if kind == FORMAT:
-        state = load_checkpoint(path)
-        config = TrainConfig.from_dict({**state["config"], "resume": False, "out": None})
-        model = build_model(config)
-        model.load_state_dict(state["model"])
+        model, config = model_from_checkpoint(path)
     elif kind == SAVE_FORMAT:
         model = load_converted(path)
-        config = TrainConfig(data="fashion-mnist")
+        source = payload["model"]
+        config = model_from_checkpoint(source)[1] if source.endswith(".pt") else TrainConfig()
     else:
         raise ValueError(f"eval: {path!r} is neither a training checkpoint ({FORMAT!r}) nor a "
                          f"converted model ({SAVE_FORMAT!r})")

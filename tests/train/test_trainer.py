@@ -89,3 +89,10 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert "test accuracy" in text and "Ankle boot" in text
     assert main(["eval", "--checkpoint", str(tmp_path / "nothing.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # a trained model converted to HetConv (weights inherited) evaluates too
+    converted = tmp_path / "het.pt"
+    assert main(["convert", str(out / "best.pt"), "--to", "hetconv:p=2", "--out",
+                 str(converted)]) == 0
+    assert "replaced" in capsys.readouterr().out
+    result = evaluate_checkpoint(str(converted))
+    assert result["images"] == 512 and 0 <= result["acc"] <= 1
