@@ -21,8 +21,8 @@ Layouts (``layout=``):
 Both are the same operator up to a fixed relabelling of input and output channels, so a
 network trained from scratch (or converted: weight inheritance maps either layout) learns the
 same thing with either. ``'block'`` is the default because it needs no channel gathers:
-resnet20_cifar trains at 738 vs 365 images/s and evaluates at 966 vs 304 images/s on a
-2-core CPU (README).
+resnet20_cifar trains at 738 vs 365 images/s (batch 128, channels_last) and evaluates at 966
+vs 304 images/s (batch 1000, NCHW) on a 2-core CPU with 2 threads.
 
 Implementation: a KxK convolution with ``groups=P`` (the KxK kernels, in block order) plus a
 1x1 convolution whose ``P`` diagonal blocks are zero (the 1x1 kernels), evaluated at the

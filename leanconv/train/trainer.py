@@ -172,7 +172,7 @@ def _train(config: TrainConfig, context: DistContext, on_epoch_end: EpochHook | 
         augment = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104729
                                                 + context.rank)
         net.train()
-        sums = torch.zeros(3, dtype=torch.float64)
+        sums = torch.zeros(3, dtype=torch.float64, device=device)
         start = time.monotonic()
         bar = tqdm(list(batches(order, config.batch_size, drop_last=True)),
                    desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
@@ -191,16 +191,20 @@ def _train(config: TrainConfig, context: DistContext, on_epoch_end: EpochHook | 
             scheduler.step()
             if ema is not None:
                 ema.update_parameters(model)
-            sums += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(),
-                                  len(y)], dtype=torch.float64)
-            seconds = time.monotonic() - start
-            bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}",
-                            img_s=f"{sums[2] * context.world / max(seconds, 1e-9):.0f}")
+            # accumulate on the device: no host sync per step (only for the progress bar)
+            sums += torch.stack([loss.detach().double() * len(y),
+                                 (logits.argmax(1) == y).sum().double(),
+                                 torch.tensor(float(len(y)), dtype=torch.float64,
+                                              device=y.device)])
+            if not bar.disable and bar.n % 20 == 0:
+                seconds = time.monotonic() - start
+                bar.set_postfix(loss=f"{(sums[0] / sums[2]).item():.3f}",
+                                img_s=f"{sums[2].item() * context.world / seconds:.0f}")
             if deadline is not None and time.monotonic() > deadline:
                 stopped = True
                 break
         seconds = time.monotonic() - start
-        sums = all_reduce_sum(sums.to(device), context).cpu()
+        sums = all_reduce_sum(sums, context).cpu()
         if not device.startswith("cuda"):
             average_buffers(model, context)
         evaluated = ema.module if ema is not None else model
