@@ -96,3 +96,10 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert "replaced" in capsys.readouterr().out
     result = evaluate_checkpoint(str(converted))
     assert result["images"] == 512 and 0 <= result["acc"] <= 1
+
+
+def test_time_limit_and_amp(tmp_path):
+    summary = train(TrainConfig(epochs=3, max_minutes=1e-4, amp=True, out=str(tmp_path),
+                                **TINY))
+    assert summary["stopped_by_time_limit"] and summary["epochs"] == 1
+    assert (tmp_path / "last.pt").is_file()
