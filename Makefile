@@ -7,7 +7,7 @@ STAMP := $(VENV)/.leanconv-installed
 EXTRAS := dev,compare
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test lint data clean
+.PHONY: demo test data clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,10 +33,6 @@ demo: $(STAMP) data
 test: $(STAMP) data
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
-
-lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

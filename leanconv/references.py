@@ -47,7 +47,9 @@ def build_model(reference: str, **kwargs: Any) -> nn.Module:
         except ImportError:
             raise ValueError("timm:NAME needs timm: pip install 'leanconv[compare]'") from None
         if not timm.list_models(name):
-            raise ValueError(f"timm has no model {name!r}")
+            close = timm.list_models(f"*{name[:6]}*")[:8]
+            raise ValueError(f"timm has no model {name!r}; similar names: "
+                             f"{', '.join(close) or 'none (see timm.list_models())'}")
         return timm.create_model(name, pretrained=False, **kwargs)
     raise ValueError(f"model reference {reference!r} is invalid; the prefix must be "
                      f"'torchvision:' or 'timm:' (or none for a zoo name)")

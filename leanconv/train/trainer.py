@@ -111,9 +111,11 @@ def train(config: TrainConfig, on_epoch_end: EpochHook | None = None) -> dict[st
     ``on_epoch_end(epoch, row)`` is called on every rank after each epoch's checkpoint.
     """
     context = init_distributed(config.device)
+    deterministic = torch.are_deterministic_algorithms_enabled()
     try:
         return _train(config, context, on_epoch_end)
-    finally:
+    finally:  # --deterministic must not outlive the run in a library call
+        torch.use_deterministic_algorithms(deterministic)
         shutdown(context)
 
 
@@ -138,9 +140,8 @@ def _train(config: TrainConfig, context: DistContext, on_epoch_end: EpochHook | 
     net = model
     if context.distributed:
         net = nn.parallel.DistributedDataParallel(model)
-    order_size = len(shard_order(len(data.train_y), 0, config.seed, context.rank,
-                                 context.world))
-    steps = max(1, order_size // config.batch_size)
+    shard_size = -(-len(data.train_y) // context.world)  # as shard_order pads it
+    steps = max(1, shard_size // config.batch_size)
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, steps)
     ema = make_ema(model, config.ema_decay) if config.ema else None
