@@ -20,7 +20,7 @@ from torch import nn
 
 from leanconv.blocks.conv_norm_act import ActLayer, ConvNormAct, NormLayer
 from leanconv.ops._validate import check_choice, check_input, check_int
-from leanconv.ops.channel_shuffle import ChannelShuffle, channel_shuffle
+from leanconv.ops.channel_shuffle import ChannelShuffle
 from leanconv.ops.create_conv import ConvSpec
 
 
@@ -108,6 +108,7 @@ class ShuffleUnitV2(nn.Module):
             ConvNormAct(half, half, kernel_size, stride, conv, norm_layer, None),
             ConvNormAct(half, half, 1, 1, "standard", norm_layer, act_layer),
         )
+        self.shuffle = ChannelShuffle(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("ShuffleUnitV2", x, self.in_channels)
@@ -115,4 +116,4 @@ class ShuffleUnitV2(nn.Module):
             kept, x = x.chunk(2, dim=1)
         else:
             kept = self.branch1(x)
-        return channel_shuffle(torch.cat([kept, self.branch2(x)], 1), 2)
+        return self.shuffle(torch.cat([kept, self.branch2(x)], 1))

@@ -79,7 +79,7 @@ def _matmul(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     return OpCost(macs, 2 * macs)
 
 
-@register_op_cost("aten.addmm", "aten.baddbmm")
+@register_op_cost("aten.addmm", "aten.baddbmm", "aten.addmm_", "aten.baddbmm_")
 def _addmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     macs = out.numel() * args[1].shape[-1]
     return OpCost(macs, 2 * macs + out.numel())

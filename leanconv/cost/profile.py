@@ -27,6 +27,7 @@ from leanconv.cost.indicators import g1_row, g2_row
 from leanconv.cost.latency import make_inputs, measure
 from leanconv.cost.op_costs import ALLOCATION_OPS, OP_COSTS, VIEW_OPS, OpCost, tensors
 from leanconv.cost.report import Profile
+from leanconv.ops._validate import check_input_shape, check_module, check_threads
 
 BLOCK_NAME = re.compile(r"^stages\.\d+\.\d+$")
 
@@ -143,12 +144,8 @@ def _meta_state(model: nn.Module, dtype: torch.dtype, channels_last: bool
 
 def _check_args(model: object, input_shape: object, device: object, dtype: object,
                 threads: object) -> None:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"profile: model must be an nn.Module, got {type(model).__name__}")
-    if (not isinstance(input_shape, tuple | list) or len(input_shape) < 2
-            or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in input_shape)):
-        raise ValueError(f"profile: input_shape={input_shape!r} is invalid; expected a tuple of "
-                         f"positive ints with the batch first, e.g. (1, 3, 224, 224)")
+    check_module("profile", "model", model)
+    check_input_shape("profile", input_shape)
     if device not in ("cpu", "cuda"):
         raise ValueError(f"profile: device={device!r} is invalid; choose 'cpu' or 'cuda'")
     if device == "cuda" and not torch.cuda.is_available():
@@ -156,10 +153,7 @@ def _check_args(model: object, input_shape: object, device: object, dtype: objec
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"profile: dtype={dtype!r} is invalid; expected a floating torch.dtype,"
                          f" e.g. torch.float32")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
-        raise ValueError(f"profile: threads={threads!r} is invalid; expected an int >= 1 or "
-                         f"None (torch's current setting)")
+    check_threads("profile", threads)
 
 
 def _analytic(model: nn.Module, capture: Capture) -> tuple[dict[str, int], dict[str, int]]:

@@ -34,7 +34,13 @@ def check_choice(owner: str, name: str, value: object, choices: Iterable[object]
 
 
 def check_input(owner: str, x: object, channels: int | None) -> None:
-    """Raise ValueError unless ``x`` is a 4-d tensor (N, channels, H, W); None: any C."""
+    """Raise ValueError unless ``x`` is a 4-d tensor (N, channels, H, W); None: any C.
+
+    Under ``torch.fx`` symbolic tracing (``x`` a Proxy, no concrete shape) there is nothing to
+    check: the traced graph is only used on inputs the eager model accepts.
+    """
+    if isinstance(x, torch.fx.Proxy):
+        return
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{owner}: expected a torch.Tensor input, got {type(x).__name__}")
     if x.dim() != 4 or (channels is not None and x.shape[1] != channels):
@@ -81,3 +87,26 @@ def check_call(owner: str, fn: Callable[..., object], *args: object, **kwargs: o
         ][len(args):]
         raise ValueError(f"{owner}: {error}; keyword arguments accepted: "
                          f"{', '.join(accepted)}") from None
+
+
+def check_module(owner: str, name: str, value: object) -> None:
+    """Raise ValueError unless ``value`` is an ``nn.Module``."""
+    if not isinstance(value, torch.nn.Module):
+        raise ValueError(f"{owner}: {name} must be an nn.Module, got {type(value).__name__}")
+
+
+def check_input_shape(owner: str, input_shape: object) -> tuple[int, ...]:
+    """Raise ValueError unless ``input_shape`` is a tuple/list of >= 2 positive ints."""
+    if (not isinstance(input_shape, tuple | list) or len(input_shape) < 2
+            or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in input_shape)):
+        raise ValueError(f"{owner}: input_shape={input_shape!r} is invalid; expected a tuple of "
+                         f"positive ints with the batch first, e.g. (1, 3, 224, 224)")
+    return tuple(input_shape)
+
+
+def check_threads(owner: str, threads: object) -> None:
+    """Raise ValueError unless ``threads`` is None or an int >= 1."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"{owner}: threads={threads!r} is invalid; expected an int >= 1 or "
+                         f"None (torch's current setting)")

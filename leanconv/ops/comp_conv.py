@@ -165,6 +165,10 @@ class CompConv2d(nn.Module):
         )
         self.shuffle = ChannelShuffle(math.gcd(out_channels, 2**depth))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        # Per-output-channel scale, set only by inference folding: a BatchNorm after CompConv
+        # cannot be folded into the identity channels (copies of the input), so its scale is
+        # applied here together with the bias, in one pass.
+        self.register_buffer("scale", None)
 
     def macs_per_pixel(self) -> int:
         """Analytic MACs per output pixel (module docstring); ``depth=0``: ``K^2 C_in C_out``."""
@@ -190,6 +194,8 @@ class CompConv2d(nn.Module):
                 units.append(unit)
                 start += n
         y = self.shuffle(torch.cat(units, 1))
+        if self.scale is not None:
+            return torch.addcmul(self.bias.view(1, -1, 1, 1), y, self.scale.view(1, -1, 1, 1))
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1)
         return y

@@ -24,11 +24,12 @@ same thing with either. ``'block'`` is the default because it needs no channel g
 resnet20_cifar trains at 738 vs 365 images/s (batch 128, channels_last) and evaluates at 966
 vs 304 images/s (batch 1000, NCHW) on a 2-core CPU with 2 threads.
 
-Implementation: a KxK convolution with ``groups=P`` (the KxK kernels, in block order) plus a
+Implementation: a KxK convolution with ``groups=P`` (the KxK kernels, in block order), then a
 1x1 convolution whose ``P`` diagonal blocks are zero (the 1x1 kernels), evaluated at the
-centre taps of the KxK output grid and added. The kernels therefore execute
-``N * (M * K^2 / P + M)`` MACs per pixel: ``N * M / P`` more than the analytic count (the
-multiplications by the zero diagonal of the 1x1 weight).
+centre taps of the KxK output grid and accumulated into the KxK output by one GEMM with
+``beta = 1`` (:func:`leanconv.ops.accumulate.add_conv1x1_`: no separate add pass).
+The kernels therefore execute ``N * (M * K^2 / P + M)`` MACs per pixel: ``N * M / P`` more
+than the analytic count (the multiplications by the zero diagonal of the 1x1 weight).
 """
 
 from __future__ import annotations
@@ -46,17 +47,38 @@ from leanconv.ops._validate import (
     check_input,
     check_int,
 )
+from leanconv.ops.accumulate import add_conv1x1_
 from leanconv.ops.dense import dense_conv
-from leanconv.ops.padding import centre_offset, conv1x1_at_centre_taps, resolve_padding
+from leanconv.ops.padding import centre_offset, centre_taps, resolve_padding
 
 LAYOUTS = ("interleaved", "block")
 
 
-def _gather_channels(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def gather_channels(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``x[:, index]``, keeping channels_last storage channels_last."""
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         return x.permute(0, 2, 3, 1).index_select(3, index).permute(0, 3, 1, 2)
     return x.index_select(1, index)
+
+
+def dense_hetconv_weight(
+    weight: torch.Tensor, weight_1x1: torch.Tensor | None, p: int,
+    in_index: torch.Tensor | None = None, out_index: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The dense (N, M, K, K) weight of a HetConv given in block order: ``weight`` (N, M/P, K, K)
+    on the P diagonal blocks, ``weight_1x1`` (N, M, zero diagonal blocks) added at the centre
+    tap; ``in_index``/``out_index`` (interleaved layout) reorder channels and filters."""
+    n, k = weight.shape[0], weight.shape[-1]
+    m = weight.shape[1] * p
+    dense = weight.new_zeros(n, m, k, k)
+    groups = torch.arange(p)
+    dense.view(p, n // p, p, m // p, k, k)[groups, :, groups] = weight.view(
+        p, n // p, m // p, k, k)
+    if weight_1x1 is not None:
+        dense[:, :, (k - 1) // 2, (k - 1) // 2] += weight_1x1
+    if in_index is not None:
+        dense = dense[out_index][:, torch.argsort(in_index)]
+    return dense
 
 
 class HetConv2d(nn.Module):
@@ -135,18 +157,8 @@ class HetConv2d(nn.Module):
         ``F.conv2d(x, het.to_dense_weight(), het.bias, stride, padding, dilation)`` equals
         ``het(x)``. Zeros mark the kernel positions HetConv does not have.
         """
-        n, m, k, p = self.out_channels, self.in_channels, self.kernel_size, self.p
-        dense = self.weight.new_zeros(n, m, k, k)
-        groups = torch.arange(p)
-        dense.view(p, n // p, p, m // p, k, k)[groups, :, groups] = self.weight.view(
-            p, n // p, m // p, k, k
-        )
-        if self.weight_1x1 is not None:
-            centre = (k - 1) // 2
-            dense[:, :, centre, centre] += self._dense_1x1_block()[:, :, 0, 0]
-        if self._in_index is not None:
-            dense = dense[self._out_index][:, torch.argsort(self._in_index)]
-        return dense
+        one = None if self.weight_1x1 is None else self._dense_1x1_block()[:, :, 0, 0]
+        return dense_hetconv_weight(self.weight, one, self.p, self._in_index, self._out_index)
 
     def to_dense(self) -> nn.Conv2d:
         """The exactly equivalent ``nn.Conv2d``."""
@@ -187,18 +199,16 @@ class HetConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("HetConv2d", x, self.in_channels)
         if self._in_index is not None:
-            x = _gather_channels(x, self._in_index)
+            x = gather_channels(x, self._in_index)
         bias = self.bias
         if bias is not None and self._bias_index is not None:
             bias = bias.index_select(0, self._bias_index)
         y = F.conv2d(x, self.weight, bias, self.stride, self.padding, self.dilation, self.p)
         if self.weight_1x1 is not None:
-            y = y + conv1x1_at_centre_taps(
-                x, self._dense_1x1_block(), self.kernel_size, self.stride, self.padding,
-                self.dilation,
-            )
+            taps = centre_taps(x, self.kernel_size, self.stride, self.padding, self.dilation)
+            y = add_conv1x1_(y, taps, self._dense_1x1_block()[:, :, 0, 0])
         if self._out_index is not None:
-            y = _gather_channels(y, self._out_index)
+            y = gather_channels(y, self._out_index)
         return y
 
     def extra_repr(self) -> str:

@@ -8,7 +8,6 @@ keeps the spatial size at stride 1 for odd kernels.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from leanconv.ops._validate import check_int
 
@@ -84,17 +83,3 @@ def centre_taps(
     if offset == 0 and stride == 1 and (height, width) == tuple(x.shape[-2:]):
         return x
     return x[..., offset::stride, offset::stride][..., :height, :width]
-
-
-def conv1x1_at_centre_taps(
-    x: torch.Tensor, weight: torch.Tensor, kernel_size: int, stride: int, padding: int,
-    dilation: int,
-) -> torch.Tensor:
-    """``F.conv2d(centre_taps(x, ...), weight)`` for a 1x1 ``weight``, without copying the taps:
-    the conv strides over ``x`` itself and the result is cropped to the KxK output grid."""
-    offset = _centre(kernel_size, padding, dilation)
-    height, width = _output_hw(x, kernel_size, stride, padding, dilation)
-    y = F.conv2d(x[..., offset:, offset:] if offset else x, weight, stride=stride)
-    if tuple(y.shape[-2:]) != (height, width):
-        y = y[..., :height, :width]
-    return y

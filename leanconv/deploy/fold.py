@@ -1,0 +1,250 @@
+"""``fold(model)``: the eval-mode inference form of a model, exact to 1e-5 in fp32.
+
+What it does, in order (each step recorded in ``folded.fold_report``):
+
+1. **Shuffles** with one group are removed; shuffles whose every reader is a dense conv or
+   linear layer (through per-channel layers) move into those readers' weights
+   (:mod:`leanconv.deploy.shuffle`).
+2. **BatchNorm** folds into the operator whose output it alone reads, by that operator's rule
+   (:mod:`leanconv.deploy.batchnorm`): convs, depthwise-separable pairs, HetConv's two
+   branches, MixConv's groups, group convs through their shuffle, DeformConv's kernel.
+3. **HetConv** becomes :class:`FoldedHetConv2d` (grouped KxK conv with the 1x1 part
+   accumulated into it) or, with ``hetconv='dense'``, one dense conv; ``'auto'`` measures both
+   per layer on ``input_shape`` and keeps the faster.
+4. **MixConv** stays split or becomes one zero-padded depthwise conv
+   (:mod:`leanconv.deploy.single_kernel`); ``'auto'`` measures per layer. MixNet's equal
+   grouped pointwise convs become one ``groups=g`` conv under the same choice.
+5. **Verification** (with ``input_shape``): the folded model's output is compared with the
+   original's in eval mode; a difference above ``atol`` (relative to the output's scale)
+   raises :class:`FoldError`.
+
+Data flow comes from a ``torch.fx`` trace (:mod:`leanconv.deploy.graph`); a model that does
+not trace is folded only where a BatchNorm directly follows its producer in an
+``nn.Sequential``, and the report says so.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from leanconv.cost.latency import make_inputs, measure
+from leanconv.deploy.batchnorm import can_fold, fold_rule
+from leanconv.deploy.folded_hetconv import FoldedHetConv2d
+from leanconv.deploy.graph import graph_pairs, sequential_pairs, trace
+from leanconv.deploy.shuffle import apply_shuffle_fold, drop_trivial_shuffles, plan_shuffle_folds
+from leanconv.deploy.single_kernel import single_kernel_group_conv, single_kernel_mixconv
+from leanconv.ops._validate import (
+    check_choice,
+    check_input_shape,
+    check_module,
+    check_threads,
+)
+from leanconv.ops.het_conv import HetConv2d
+from leanconv.ops.mixed_conv import MixConv2d, MixedGroupConv
+
+HETCONV_FORMS = ("auto", "fused", "dense")
+MIXCONV_FORMS = ("auto", "split", "single")
+ROUNDS = 3
+MIN_RUN_TIME = 0.02
+
+
+class FoldError(RuntimeError):
+    """The folded model does not reproduce the original (a bug or an unsupported pattern)."""
+
+
+@dataclass
+class FoldRow:
+    """One decision: ``name`` (module path), ``action`` and a human-readable ``detail``."""
+
+    name: str
+    action: str
+    detail: str = ""
+
+
+@dataclass
+class FoldReport:
+    """What :func:`fold` did; ``max_abs_diff`` is None when no ``input_shape`` was given."""
+
+    rows: list[FoldRow] = field(default_factory=list)
+    trace_error: str | None = None
+    max_abs_diff: float | None = None
+
+    def add(self, name: str, action: str, detail: str = "") -> None:
+        self.rows.append(FoldRow(name, action, detail))
+
+    def count(self, action: str) -> int:
+        return sum(row.action == action for row in self.rows)
+
+    def table(self) -> str:
+        width = max([len(row.name) for row in self.rows] + [6])
+        lines = [f"{'module':<{width}}  {'action':<16}  detail"]
+        lines += [f"{row.name:<{width}}  {row.action:<16}  {row.detail}" for row in self.rows]
+        if self.trace_error:
+            lines.append(f"(not traceable, Sequential fallback: {self.trace_error})")
+        if self.max_abs_diff is not None:
+            lines.append(f"max |folded - original| = {self.max_abs_diff:.2e}")
+        return "\n".join(lines)
+
+
+def _check_args(model: object, input_shape: object, hetconv: object, mixconv: object,
+                threads: object, atol: object) -> None:
+    check_module("fold", "model", model)
+    if input_shape is not None:
+        check_input_shape("fold", input_shape)
+    check_choice("fold", "hetconv", hetconv, HETCONV_FORMS)
+    check_choice("fold", "mixconv", mixconv, MIXCONV_FORMS)
+    check_threads("fold", threads)
+    if isinstance(atol, bool) or not isinstance(atol, int | float) or not atol > 0:
+        raise ValueError(f"fold: atol={atol!r} is invalid; expected a positive number")
+
+
+def _fold_batchnorms(model: nn.Module, report: FoldReport) -> None:
+    for name in drop_trivial_shuffles(model):
+        report.add(name, "shuffle removed", "groups=1 is the identity")
+    graph = trace(model)
+    if isinstance(graph, str):
+        report.trace_error = graph
+        pairs = sequential_pairs(model)
+    else:
+        for plan in plan_shuffle_folds(model, graph):
+            apply_shuffle_fold(model, plan)
+            report.add(plan.source, "shuffle folded", "into " + ", ".join(plan.consumers))
+        pairs = graph_pairs(model, trace(model))
+    for producer, bn in pairs:
+        module = model.get_submodule(producer)
+        model.set_submodule(producer, fold_rule(module)(module, model.get_submodule(bn)))
+        model.set_submodule(bn, nn.Identity())
+        report.add(bn, "bn folded", f"into {producer} ({type(module).__name__})")
+    for name, module in model.named_modules():
+        if can_fold(module):
+            report.add(name, "bn kept", "no single producer with a fold rule reads into it")
+
+
+def _layer_inputs(model: nn.Module, names: list[str], input_shape: tuple[int, ...],
+                  channels_last: bool) -> dict[str, tuple[int, ...]]:
+    """The input shape each named module receives on an ``input_shape`` input."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+            shapes.setdefault(name, tuple(args[0].shape))
+
+        return hook
+
+    hooks = [model.get_submodule(name).register_forward_pre_hook(record(name))
+             for name in names]
+    try:
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        dtype = parameter.dtype if parameter is not None else torch.float32
+        with torch.no_grad():
+            model(make_inputs([input_shape], device, dtype, channels_last)[0])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shapes
+
+
+def _fastest(candidates: dict[str, nn.Module], shape: tuple[int, ...], like: torch.Tensor,
+             channels_last: bool, threads: int) -> tuple[str, dict[str, float]]:
+    """The candidate with the lowest median time (ms), measured in interleaved rounds."""
+    x = make_inputs([shape], like.device, like.dtype, channels_last)
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(ROUNDS):
+        for name, module in candidates.items():
+            times[name].append(measure(module, x, threads, MIN_RUN_TIME)[0])
+    medians = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    return min(medians, key=medians.get), medians
+
+
+def _alternatives(module: nn.Module, hetconv: str, mixconv: str) -> tuple[str, dict] | None:
+    """``(choice, {form: module})`` for a module with a choice of inference form."""
+    if isinstance(module, FoldedHetConv2d) and module.weight_1x1 is not None:
+        return hetconv, {"fused": module, "dense": module.to_dense()}
+    if isinstance(module, MixConv2d) and len(module.convs) > 1:
+        return mixconv, {"split": module, "single": single_kernel_mixconv(module)}
+    if isinstance(module, MixedGroupConv):
+        single = single_kernel_group_conv(module)
+        if single is not None:
+            return mixconv, {"split": module, "single": single}
+    return None
+
+
+def _choose_forms(model: nn.Module, report: FoldReport, hetconv: str, mixconv: str,
+                  input_shape: tuple[int, ...] | None, channels_last: bool,
+                  threads: int) -> None:
+    choices = {name: found for name, module in model.named_modules()
+               if (found := _alternatives(module, hetconv, mixconv)) is not None}
+    measured = [name for name, (choice, _) in choices.items() if choice == "auto"]
+    shapes = (_layer_inputs(model, measured, input_shape, channels_last)
+              if measured and input_shape is not None else {})
+    for name, (choice, forms) in choices.items():
+        split_form = next(iter(forms))
+        detail = ""
+        if choice == "auto" and name in shapes:
+            like = next(forms[split_form].parameters())
+            choice, times = _fastest(forms, shapes[name], like, channels_last, threads)
+            detail = ", ".join(f"{form} {ms:.3f} ms" for form, ms in times.items())
+        elif choice == "auto":
+            choice, detail = split_form, "not measured (no input_shape)"
+        if choice != split_form:
+            model.set_submodule(name, forms[choice])
+        report.add(name, f"{type(forms[split_form]).__name__.lower()}: {choice}", detail)
+
+
+def fold(
+    model: nn.Module,
+    input_shape: tuple[int, ...] | None = None,
+    *,
+    hetconv: str = "auto",
+    mixconv: str = "auto",
+    channels_last: bool = False,
+    threads: int | None = None,
+    atol: float = 1e-5,
+) -> nn.Module:
+    """An eval-mode copy of ``model`` with no training-time structure left (module docstring).
+
+    ``input_shape`` (batch first) is what the per-layer ``'auto'`` choices are measured on and
+    what the result is verified on; without it ``'auto'`` keeps the unmeasured default
+    (``fused``/``split``) and nothing is verified. ``channels_last``/``threads``: the layout
+    and thread count to measure with (use the deployment's). The report is
+    ``folded.fold_report`` (:class:`FoldReport`).
+    """
+    _check_args(model, input_shape, hetconv, mixconv, threads, atol)
+    folded = copy.deepcopy(model).eval()
+    for parameter in folded.parameters():
+        parameter.requires_grad_(False)
+    report = FoldReport()
+    with torch.no_grad():
+        _fold_batchnorms(folded, report)
+        for name, module in list(folded.named_modules()):
+            if isinstance(module, HetConv2d):
+                folded.set_submodule(name, FoldedHetConv2d(module))
+        _choose_forms(folded, report, hetconv, mixconv, input_shape, channels_last,
+                      threads or torch.get_num_threads())
+        if input_shape is not None:
+            report.max_abs_diff = _verify(model, folded, tuple(input_shape), atol)
+    folded.fold_report = report
+    return folded
+
+
+def _verify(model: nn.Module, folded: nn.Module, input_shape: tuple[int, ...],
+            atol: float) -> float:
+    reference = copy.deepcopy(model).eval()
+    parameter = next(reference.parameters(), None)
+    x = torch.randn(input_shape, device=parameter.device if parameter is not None else "cpu",
+                    dtype=parameter.dtype if parameter is not None else torch.float32)
+    expected, actual = reference(x), folded(x)
+    diff = (actual - expected).abs().max().item()
+    scale = max(1.0, expected.abs().max().item())
+    if not diff <= atol * scale:
+        raise FoldError(f"fold: the folded model differs from the original by {diff:.3e} "
+                        f"(allowed {atol:g} x output scale {scale:.3g}); please report this "
+                        f"model: some layer was folded wrongly")
+    return diff

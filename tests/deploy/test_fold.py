@@ -1,0 +1,194 @@
+"""fold(): exact (1e-5, fp32) inference forms with no BatchNorm and no foldable shuffle left."""
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from leanconv import convert
+from leanconv.deploy import FoldedHetConv2d, FoldError, fold, register_fold_rule
+from leanconv.deploy.batchnorm import FOLD_RULES
+from leanconv.models import create_model, list_models, model_entry
+from leanconv.ops import ChannelShuffle, HetConv2d, MixConv2d, create_conv
+from tests.deploy.conftest import executed_ops, randomize_batchnorms
+
+SPECS = ["standard", "dilated:d=2", "group:g=2,shuffle=1", "group:g=4", "depthwise", "dwsep",
+         "hetconv:p=4", "hetconv:p=2,layout=interleaved", "mixconv:k=3.5.7",
+         "mixconv:k=3.5.7,dilated=1", "mixconv:k=3.5,split=exponential", "compconv:c0=4",
+         "compconv:c0=8", "stacked", "deform", "deform:mod=1"]
+
+
+def _net(spec, stride=1, **kwargs):
+    """operator -> BN -> ReLU -> dense 1x1 conv (a consumer a shuffle can fold into)."""
+    op = create_conv(spec, 16, 32, 5 if spec == "stacked" else 3, stride, **kwargs)
+    return randomize_batchnorms(nn.Sequential(op, nn.BatchNorm2d(32), nn.ReLU(),
+                                              nn.Conv2d(32, 8, 1)))
+
+
+def _close(folded, model, x):
+    with torch.no_grad():
+        expected, actual = model.eval()(x), folded(x)
+    assert torch.allclose(actual, expected, atol=1e-5, rtol=1e-5), (actual - expected).abs().max()
+
+
+def _batchnorms(model):
+    norms = nn.modules.batchnorm._BatchNorm
+    return [name for name, m in model.named_modules() if isinstance(m, norms)]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize(("hetconv", "mixconv"), [("fused", "split"), ("dense", "single")])
+def test_every_operator_folds_exactly(spec, stride, hetconv, mixconv):
+    model = _net(spec, stride)
+    x = torch.randn(2, 16, 12, 12)
+    folded = fold(model, x.shape, hetconv=hetconv, mixconv=mixconv)
+    _close(folded, model, x)
+    assert _batchnorms(folded) == []
+    assert not any(isinstance(m, ChannelShuffle) for m in folded.modules())
+    assert not any("batch_norm" in op for op in executed_ops(folded, x))
+    assert folded.fold_report.max_abs_diff < 1e-5
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_internal_norms_fold_too():
+    dwsep = _net("dwsep", norm_layer=nn.BatchNorm2d, act_layer=nn.ReLU)
+    stacked = _net("stacked", norm_layer=nn.BatchNorm2d)
+    x = torch.randn(2, 16, 10, 10)
+    for model in (randomize_batchnorms(dwsep), randomize_batchnorms(stacked)):
+        folded = fold(model, x.shape)
+        _close(folded, model, x)
+        assert _batchnorms(folded) == []
+        assert folded.fold_report.count("bn folded") == 2
+
+
+def test_shuffle_kernels_leave_the_profile():
+    model = _net("group:g=4,shuffle=1")
+    x = torch.randn(1, 16, 8, 8)
+    assert "aten::transpose" in executed_ops(model, x)
+    folded = fold(model, x.shape)
+    assert "aten::transpose" not in executed_ops(folded, x)
+    assert folded.fold_report.count("shuffle folded") == 1
+
+
+def test_shuffle_before_grouped_conv_is_kept_exactly():
+    model = randomize_batchnorms(nn.Sequential(
+        create_conv("group:g=4,shuffle=1", 16, 16, 3), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 1, groups=4)))
+    x = torch.randn(2, 16, 8, 8)
+    folded = fold(model, x.shape)
+    _close(folded, model, x)
+    assert folded.fold_report.count("shuffle folded") == 0
+    assert _batchnorms(folded) == []
+
+
+def test_shuffle_into_linear_through_global_pool():
+    model = randomize_batchnorms(nn.Sequential(
+        nn.Conv2d(3, 8, 3), ChannelShuffle(2), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5)))
+    x = torch.randn(2, 3, 9, 9)
+    folded = fold(model, x.shape)
+    _close(folded, model, x)
+    assert not any(isinstance(m, ChannelShuffle) for m in folded.modules())
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("conv", [None, "hetconv:p=4"])
+def test_every_zoo_model_folds_exactly(name, conv):
+    model = randomize_batchnorms(create_model(name, conv=conv))
+    size = 32 if model_entry(name).input_size == 32 else 64
+    x = torch.randn(2, 3, size, size)
+    folded = fold(model, x.shape, hetconv="fused", mixconv="single")
+    _close(folded, model, x)
+    assert _batchnorms(folded) == []
+    if any(isinstance(m, HetConv2d) for m in model.modules()):
+        assert not any(isinstance(m, HetConv2d) for m in folded.modules())
+        assert any(isinstance(m, FoldedHetConv2d) for m in folded.modules())
+    if name.startswith("shufflenet_v2"):
+        # the last shuffle of each stage feeds 1x1/depthwise convs; the others feed a split
+        assert folded.fold_report.count("shuffle folded") == 3
+    if name.startswith("shufflenet_v1_g1"):
+        assert not any(isinstance(m, ChannelShuffle) for m in folded.modules())
+
+
+def test_converted_torchvision_model_folds():
+    model = randomize_batchnorms(convert(torchvision.models.resnet18(), "hetconv:p=4")[0])
+    x = torch.randn(1, 3, 64, 64)
+    folded = fold(model, x.shape)
+    _close(folded, model, x)
+    assert _batchnorms(folded) == []
+
+
+def test_auto_measures_and_records_the_choice():
+    model = nn.Sequential(create_conv("hetconv:p=4", 32, 32, 3), MixConv2d(32, 32, (3, 5, 7)))
+    folded = fold(model, (1, 32, 16, 16), threads=1)
+    rows = {row.name: row for row in folded.fold_report.rows}
+    assert rows["0"].action in ("foldedhetconv2d: fused", "foldedhetconv2d: dense")
+    assert "fused" in rows["0"].detail and "dense" in rows["0"].detail and "ms" in rows["0"].detail
+    assert rows["1"].action in ("mixconv2d: split", "mixconv2d: single")
+    unmeasured = fold(model)
+    assert "not measured" in {row.name: row for row in unmeasured.fold_report.rows}["0"].detail
+    assert unmeasured.fold_report.max_abs_diff is None
+
+
+def test_untraceable_model_falls_back_to_sequentials():
+    class DataDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+
+        def forward(self, x):
+            return self.body(x) if x.sum() > -1e9 else x
+
+    model = randomize_batchnorms(DataDependent())
+    folded = fold(model, (1, 3, 8, 8))
+    assert folded.fold_report.trace_error
+    assert _batchnorms(folded) == []
+    _close(folded, model, torch.randn(1, 3, 8, 8))
+
+
+def test_batchnorm_without_a_foldable_producer_is_kept_and_reported():
+    shared = nn.Conv2d(4, 4, 3, padding=1)
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pre, self.conv, self.bn = nn.BatchNorm2d(4), shared, nn.BatchNorm2d(4)
+
+        def forward(self, x):  # pre-activation BN, and a conv called twice
+            return self.bn(self.conv(self.conv(self.pre(x))))
+
+    model = randomize_batchnorms(Shared())
+    folded = fold(model, (1, 4, 6, 6))
+    assert folded.fold_report.count("bn kept") == 2
+    _close(folded, model, torch.randn(1, 4, 6, 6))
+
+
+def test_a_wrong_rule_is_caught_by_verification():
+    class Scaled(nn.Conv2d):
+        pass
+
+    @register_fold_rule(Scaled)
+    def wrong(op, bn):
+        return op  # forgets the BatchNorm
+
+    try:
+        model = randomize_batchnorms(nn.Sequential(Scaled(3, 4, 3), nn.BatchNorm2d(4)))
+        with pytest.raises(FoldError, match="differs from the original"):
+            fold(model, (1, 3, 8, 8))
+    finally:
+        del FOLD_RULES[Scaled]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"model": "resnet18"}, r"model must be an nn.Module, got str"),
+    ({"input_shape": (0, 3)}, r"input_shape=\(0, 3\) is invalid"),
+    ({"hetconv": "fast"}, r"hetconv='fast' is invalid.*auto.*fused.*dense"),
+    ({"mixconv": 1}, r"mixconv=1 is invalid"),
+    ({"threads": 0}, r"threads=0 is invalid"),
+    ({"atol": -1}, r"atol=-1 is invalid"),
+])
+def test_bad_arguments_name_the_argument(kwargs, match):
+    args = {"model": nn.Conv2d(3, 3, 1), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        fold(args.pop("model"), **args)
