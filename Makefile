@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.leanconv-installed
-EXTRAS := dev,compare
+EXTRAS := dev,compare,onnx
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: demo test data clean

@@ -2,6 +2,7 @@
 
 from leanconv.convert import ConversionPolicy, ConversionReport, convert
 from leanconv.cost import Profile, profile
+from leanconv.deploy import compile, export_onnx, fold
 from leanconv.models import create_model, list_models
 from leanconv.ops import (
     ChannelShuffle,
@@ -38,10 +39,13 @@ __all__ = [
     "SqueezeExcite",
     "StackedConv2d",
     "__version__",
+    "compile",
     "conv_spec_help",
     "convert",
     "create_conv",
     "create_model",
+    "export_onnx",
+    "fold",
     "list_models",
     "parse_conv_spec",
     "profile",

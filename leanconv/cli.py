@@ -7,6 +7,7 @@
 ``leanconv train``   train one zoo model with one operator on Fashion-MNIST (or DDP).
 ``leanconv eval``    test accuracy, loss and per-class accuracy of a checkpoint.
 ``leanconv compare`` train once per operator and put accuracy next to measured cost.
+``leanconv export``  fold a model and export it to ONNX, verified in onnxruntime.
 ``leanconv specs``   the conv spec strings the factory, the converter and the zoo accept.
 """
 
@@ -22,9 +23,10 @@ from pathlib import Path
 import torch
 
 from leanconv import __version__
-from leanconv.convert import ConversionPolicy, convert, save_converted
+from leanconv.convert import SAVE_FORMAT, ConversionPolicy, convert, load_converted, save_converted
 from leanconv.cost.latency import measure_side_by_side
 from leanconv.cost.profile import profile
+from leanconv.deploy.onnx_export import DEFAULT_OPSET, ExportError, export_onnx
 from leanconv.io import atomic_write_text
 from leanconv.models.registry import create_model, list_models, model_entry
 from leanconv.ops.create_conv import conv_spec_help, create_conv
@@ -186,6 +188,47 @@ def _convert(args: argparse.Namespace) -> str:
     return text
 
 
+def _export_model(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[int, int, int]]:
+    """The model to export and its default input (C, H, W)."""
+    if args.checkpoint:
+        if args.conv:
+            raise ValueError("--conv is taken from the checkpoint; drop it")
+        if not Path(args.checkpoint).is_file():
+            raise ValueError(f"--checkpoint {args.checkpoint!r} does not exist")
+        payload = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        if isinstance(payload, dict) and payload.get("format") == SAVE_FORMAT:
+            built_from, model = payload["model"], load_converted(args.checkpoint)
+            size = model_entry(built_from).input_size if ":" not in built_from else 224
+            default = (3, size, size)
+        else:
+            model, config = model_from_checkpoint(args.checkpoint)
+            built_from, default = config.model, (1, 28, 28)
+        if built_from != args.model:
+            raise ValueError(f"--checkpoint {args.checkpoint!r} holds {built_from!r}, not "
+                             f"{args.model!r}")
+        return model, default
+    if args.model.endswith(".pt"):
+        return _export_model(argparse.Namespace(**{**vars(args), "checkpoint": args.model,
+                                                   "model": model_from_checkpoint(
+                                                       args.model)[1].model}))
+    if ":" in args.model:  # torchvision / timm: convert their convs
+        model = build_model(args.model)
+        if args.conv:
+            model, _ = convert(model, args.conv, input_shape=None)
+        return model, (3, 224, 224)
+    size = model_entry(args.model).input_size
+    return create_model(args.model, conv=args.conv), (3, size, size)
+
+
+def _export(args: argparse.Namespace) -> str:
+    model, default = _export_model(args)
+    c, h, w = args.input or default
+    result = export_onnx(model, args.onnx, (args.batch, c, h, w), opset=args.opset,
+                         dynamic_batch=args.dynamic_batch, fold_first=not args.no_fold,
+                         threads=args.threads)
+    return result.summary()
+
+
 TRAIN_FLAGS = {  # flag: (TrainConfig field, type, help)
     "--model": ("model", str, "zoo model (default resnet20_cifar)"),
     "--conv": ("conv", str, "conv spec for the spatial convs (default: standard)"),
@@ -328,6 +371,22 @@ def build_parser() -> argparse.ArgumentParser:
     comparer.add_argument("--out", help="output folder (default runs/compare-MODEL-PRESET)")
     comparer.add_argument("--no-progress", action="store_true")
     _add_train_options(comparer, skip=("--conv", "--seed"))
+    exporter = commands.add_parser("export", help="fold a model and export it to ONNX, "
+                                   "verified against PyTorch in onnxruntime")
+    exporter.add_argument("model", help="a zoo name, torchvision:NAME, timm:NAME or a training "
+                          "checkpoint (.pt)")
+    exporter.add_argument("--conv", help="conv spec for the spatial convs (torchvision/timm: "
+                          "converted), e.g. hetconv:p=4")
+    exporter.add_argument("--checkpoint", help="weights: a training checkpoint of MODEL or a "
+                          "leanconv convert --out file")
+    exporter.add_argument("--onnx", required=True, help="output file, e.g. model.onnx")
+    exporter.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET,
+                          help=f"ONNX opset (default {DEFAULT_OPSET}; DeformConv needs 19)")
+    exporter.add_argument("--dynamic-batch", action="store_true", help="leave the batch free")
+    exporter.add_argument("--input", type=_input_size, help="CxHxW (default: the model's)")
+    exporter.add_argument("--batch", type=_positive_int, default=1)
+    exporter.add_argument("--no-fold", action="store_true", help="export without folding")
+    exporter.add_argument("--threads", type=_positive_int, help="onnxruntime threads")
     commands.add_parser("specs", help="list the conv spec kinds and their parameters")
     return parser
 
@@ -357,9 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_eval(args))
         elif args.command == "compare":
             print(_compare_operators(args))
+        elif args.command == "export":
+            print(_export(args))
         elif args.command == "specs":
             print(conv_spec_help())
-    except ValueError as error:
+    except (ValueError, ExportError) as error:
         print(f"leanconv {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -25,7 +25,9 @@ def add_conv1x1_(y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torc
     """
     b, n, h, w = y.shape
     m = x.shape[1]
-    fused = y.dtype == x.dtype == weight.dtype  # under autocast y is cast, weight is not
+    # under autocast y is cast, weight is not; an exported graph (ONNX) wants Conv + Add,
+    # which its runtime fuses itself
+    fused = y.dtype == x.dtype == weight.dtype and not torch.compiler.is_exporting()
     if fused and y.is_contiguous(memory_format=torch.channels_last) and b * h * w > 1:
         y.permute(0, 2, 3, 1).view(b * h * w, n).addmm_(
             x.permute(0, 2, 3, 1).reshape(b * h * w, m), weight.t())
