@@ -11,29 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 
 import torch
 
 from leanconv import create_model, profile
+from leanconv.bench import machine_info
 from leanconv.io import atomic_write_text
 
 MODELS = ("resnet50", "mixnet_l")
 META_TARGET_S = 5.0
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:
@@ -58,9 +45,8 @@ def main() -> int:
             row["model_latency_ms"] = round(timed.totals["latency_ms"], 2)
         results.append(row)
         print(row)
-    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": args.threads,
-               "torch": torch.__version__, "python": platform.python_version()}
-    atomic_write_text(args.out, json.dumps({"machine": machine, "results": results}, indent=2))
+    atomic_write_text(args.out, json.dumps({"machine": machine_info(args.threads),
+                                            "results": results}, indent=2))
     return 0 if all(r["meta_under_target"] for r in results) else 1
 
 

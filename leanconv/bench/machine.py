@@ -1,0 +1,31 @@
+"""What a benchmark ran on: every results file records it beside the numbers."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import torch
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(threads: int, device: str = "cpu") -> dict[str, object]:
+    """CPU model, core count, versions, thread count and device of this run."""
+    info: dict[str, object] = {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads, "device": device,
+        "torch": torch.__version__, "python": platform.python_version(),
+    }
+    if device == "cuda" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
