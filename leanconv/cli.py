@@ -27,7 +27,7 @@ from leanconv.convert import SAVE_FORMAT, ConversionPolicy, convert, load_conver
 from leanconv.cost.latency import measure_side_by_side
 from leanconv.cost.profile import profile
 from leanconv.deploy.onnx_export import DEFAULT_OPSET, ExportError, export_onnx
-from leanconv.io import atomic_write_text
+from leanconv.io import atomic_write_text, safe_torch_load
 from leanconv.models.registry import create_model, list_models, model_entry
 from leanconv.ops.create_conv import conv_spec_help, create_conv
 from leanconv.ops.deform_conv import DeformConv2d
@@ -39,6 +39,7 @@ from leanconv.train.evaluate import evaluate_checkpoint
 from leanconv.train.presets import DEFAULT_CONVS, PRESETS
 from leanconv.train.trainer import train
 
+TRAINED_INPUT = (1, 28, 28)  # what `leanconv train` models take: Fashion-MNIST images
 DEFAULT_SPECS = (
     "standard", "group:g=4,shuffle=1", "dwsep", "hetconv:p=4", "hetconv:p=8",
     "compconv:c0=128", "compconv:c0=64", "dilated:d=2", "deform",
@@ -170,9 +171,9 @@ def _cost(args: argparse.Namespace) -> str:
 
 
 def _convert(args: argparse.Namespace) -> str:
-    if args.model.endswith(".pt"):  # a trained model: its own input, 1x28x28
+    if args.model.endswith(".pt"):  # a trained model: its own input
         model, _ = model_from_checkpoint(args.model)
-        default = (1, 28, 28)
+        default = TRAINED_INPUT
     else:
         model = build_model(args.model)
         size = model_entry(args.model).input_size if ":" not in args.model else 224
@@ -188,29 +189,31 @@ def _convert(args: argparse.Namespace) -> str:
     return text
 
 
+def _checkpoint_model(path: str, expected: str | None) -> tuple[torch.nn.Module,
+                                                                 tuple[int, int, int]]:
+    """The model a training checkpoint or a ``leanconv convert --out`` file holds, and its
+    default input (C, H, W); ``expected``: the model name it must hold."""
+    payload = safe_torch_load(path, "--checkpoint")
+    if isinstance(payload, dict) and payload.get("format") == SAVE_FORMAT:
+        built_from, model = payload["model"], load_converted(path)
+        size = model_entry(built_from).input_size if ":" not in built_from else 224
+        default = (3, size, size)
+    else:
+        model, config = model_from_checkpoint(path)
+        built_from, default = config.model, TRAINED_INPUT
+    if expected is not None and built_from != expected:
+        raise ValueError(f"--checkpoint {path!r} holds {built_from!r}, not {expected!r}")
+    return model, default
+
+
 def _export_model(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[int, int, int]]:
     """The model to export and its default input (C, H, W)."""
-    if args.checkpoint:
+    if args.checkpoint or args.model.endswith(".pt"):
         if args.conv:
             raise ValueError("--conv is taken from the checkpoint; drop it")
-        if not Path(args.checkpoint).is_file():
-            raise ValueError(f"--checkpoint {args.checkpoint!r} does not exist")
-        payload = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        if isinstance(payload, dict) and payload.get("format") == SAVE_FORMAT:
-            built_from, model = payload["model"], load_converted(args.checkpoint)
-            size = model_entry(built_from).input_size if ":" not in built_from else 224
-            default = (3, size, size)
-        else:
-            model, config = model_from_checkpoint(args.checkpoint)
-            built_from, default = config.model, (1, 28, 28)
-        if built_from != args.model:
-            raise ValueError(f"--checkpoint {args.checkpoint!r} holds {built_from!r}, not "
-                             f"{args.model!r}")
-        return model, default
-    if args.model.endswith(".pt"):
-        return _export_model(argparse.Namespace(**{**vars(args), "checkpoint": args.model,
-                                                   "model": model_from_checkpoint(
-                                                       args.model)[1].model}))
+        if args.checkpoint:
+            return _checkpoint_model(args.checkpoint, args.model)
+        return _checkpoint_model(args.model, None)
     if ":" in args.model:  # torchvision / timm: convert their convs
         model = build_model(args.model)
         if args.conv:

@@ -21,12 +21,11 @@ import fnmatch
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
 
 from leanconv import inherit
 from leanconv.cost.profile import profile
-from leanconv.io import atomic_torch_save
+from leanconv.io import atomic_torch_save, safe_torch_load
 from leanconv.ops._validate import check_int
 from leanconv.ops.create_conv import create_conv, parse_conv_spec
 from leanconv.ops.padding import get_padding
@@ -283,7 +282,7 @@ def save_converted(path: str, model: nn.Module, reference: str, to: str,
 
 def load_converted(path: str) -> nn.Module:
     """Rebuild a model saved by :func:`save_converted` (same class, converted, weights)."""
-    payload = torch.load(path, weights_only=True, map_location="cpu")
+    payload = safe_torch_load(path, "load_converted: file")
     if not isinstance(payload, dict) or payload.get("format") != SAVE_FORMAT:
         raise ValueError(f"load_converted: {path!r} is not a file saved by leanconv convert "
                          f"(format {SAVE_FORMAT!r})")

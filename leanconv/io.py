@@ -45,3 +45,17 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
     return _atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def safe_torch_load(path: str | os.PathLike[str], what: str) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU; ValueError (naming ``what`` the file
+    should be) when it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {str(path)!r} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        first_line = str(error).splitlines()[0][:200] if str(error) else ""
+        raise ValueError(f"{what} {str(path)!r} is corrupt or not a torch file "
+                         f"({type(error).__name__}: {first_line})") from None

@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from leanconv.io import atomic_torch_save
+from leanconv.io import atomic_torch_save, safe_torch_load
 
 FORMAT = "leanconv-checkpoint/1"
 
@@ -20,15 +18,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; ValueError otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged file
-        raise ValueError(f"checkpoint {str(path)!r} is corrupt or not a leanconv checkpoint "
-                         f"({type(error).__name__}: {str(error).splitlines()[0][:200]})"
-                         ) from None
+    state = safe_torch_load(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"checkpoint {str(path)!r} is not a leanconv training checkpoint "
                          f"(expected format {FORMAT!r})")

@@ -108,6 +108,12 @@ def test_cli_export_prints_the_difference(tmp_path, capsys):
     assert out.is_file()
     assert main(["export", "resnet20_cifar", "--onnx", str(tmp_path), "--opset", "19"]) == 2
     assert "is a directory" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("not a checkpoint")
+    assert main(["export", "resnet20_cifar", "--checkpoint", str(garbage), "--onnx",
+                 str(tmp_path / "g.onnx")]) == 2
+    assert "is corrupt or not a torch file" in capsys.readouterr().err
+    assert not (tmp_path / "g.onnx").exists()
 
 
 def test_cli_export_converted_torchvision(tmp_path, capsys):
@@ -115,3 +121,18 @@ def test_cli_export_converted_torchvision(tmp_path, capsys):
     assert main(["export", "torchvision:resnet18", "--conv", "hetconv:p=4", "--onnx", str(out),
                  "--input", "3x64x64"]) == 0
     assert "max |diff|" in capsys.readouterr().out
+
+
+def test_cli_export_a_trained_checkpoint(tmp_path, capsys):
+    from leanconv.train.config import TrainConfig
+    from leanconv.train.trainer import train
+
+    train(TrainConfig(model="resnet20_cifar", conv="hetconv:p=2", epochs=1, data="synthetic",
+                      subset=64, batch_size=32, out=str(tmp_path / "run")))
+    checkpoint, out = tmp_path / "run" / "best.pt", tmp_path / "t.onnx"
+    assert main(["export", "resnet20_cifar", "--checkpoint", str(checkpoint),
+                 "--onnx", str(out)]) == 0
+    assert "input 1x1x28x28" in capsys.readouterr().out
+    assert main(["export", "resnet56_cifar", "--checkpoint", str(checkpoint),
+                 "--onnx", str(out)]) == 2
+    assert "holds 'resnet20_cifar', not 'resnet56_cifar'" in capsys.readouterr().err

@@ -54,7 +54,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
 
 def test_bad_checkpoints_and_resume(tmp_path):
     (tmp_path / "last.pt").write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="corrupt or not a leanconv checkpoint"):
+    with pytest.raises(ValueError, match="corrupt or not a torch file"):
         train(TrainConfig(out=str(tmp_path), resume=True, **TINY))
     torch.save({"weights": torch.zeros(2)}, tmp_path / "last.pt")
     with pytest.raises(ValueError, match="not a leanconv training checkpoint"):
