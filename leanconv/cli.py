@@ -8,6 +8,7 @@
 ``leanconv eval``    test accuracy, loss and per-class accuracy of a checkpoint.
 ``leanconv compare`` train once per operator and put accuracy next to measured cost.
 ``leanconv export``  fold a model and export it to ONNX, verified in onnxruntime.
+``leanconv bench``   operators vs the kernels they replace, models vs torchvision / timm.
 ``leanconv specs``   the conv spec strings the factory, the converter and the zoo accept.
 """
 
@@ -232,6 +233,44 @@ def _export(args: argparse.Namespace) -> str:
     return result.summary()
 
 
+def _cell(row: dict[str, object], key: str, suffix: str = "") -> str:
+    value = row.get(key)
+    return "-" if value is None else f"{value}{suffix}"
+
+
+def _bench(args: argparse.Namespace) -> str:
+    from leanconv.bench import bench_models, bench_ops, machine_info, measure_ceilings
+
+    threads = args.threads or torch.get_num_threads()
+    record: dict[str, object] = {"machine": machine_info(threads)}
+    if args.what == "ops":
+        ceilings = measure_ceilings(threads)
+        rows = bench_ops(ceilings, threads=threads, batches=tuple(args.batches or (1, 8, 32)),
+                         layouts=tuple(args.layouts), modes=tuple(args.modes),
+                         rounds=args.rounds)
+        record["ceilings"] = {"gflops": round(ceilings.gflops, 1),
+                              "gbps": round(ceilings.gbps, 2)}
+        header = ["case", "batch", "layout", "mode", "ms", "speedup", "FLOPs red.",
+                  "realization", "bound ms", "of bound"]
+        table = [[r["case"], r["batch"], r["layout"], r["mode"], r["ms"], _cell(r, "speedup", "x"),
+                  _cell(r, "flops_reduction", "x"), _cell(r, "realization"), r["bound_ms"],
+                  r["of_bound"]] for r in rows]
+        lines = [f"ceilings: {ceilings.gflops:.1f} GFLOP/s (fp32 matmul), "
+                 f"{ceilings.gbps:.2f} GB/s (copy), {threads} threads"]
+    else:
+        rows = bench_models(threads=threads, batches=tuple(args.batches or (1, 32)),
+                            layouts=tuple(args.layouts), rounds=args.rounds)
+        header = ["model", "conv", "reference", "batch", "layout", "leanconv ms",
+                  "reference ms", "ratio"]
+        table = [[r["model"], r["conv"], r["reference"], r["batch"], r["layout"], r["ms"],
+                  r["reference_ms"], r["ratio"]] for r in rows]
+        lines = []
+    record["results"] = rows
+    out = args.out or f"benchmarks/results/bench_{args.what}.json"
+    atomic_write_text(out, json.dumps(record, indent=2) + "\n")
+    return "\n".join([*lines, *_table(header, table), f"wrote {out}"])
+
+
 TRAIN_FLAGS = {  # flag: (TrainConfig field, type, help)
     "--model": ("model", str, "zoo model (default resnet20_cifar)"),
     "--conv": ("conv", str, "conv spec for the spatial convs (default: standard)"),
@@ -390,6 +429,18 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--batch", type=_positive_int, default=1)
     exporter.add_argument("--no-fold", action="store_true", help="export without folding")
     exporter.add_argument("--threads", type=_positive_int, help="onnxruntime threads")
+    bench = commands.add_parser("bench", help="time operators / models side by side "
+                                "(a benchmark: minutes)")
+    bench.add_argument("what", choices=("ops", "models"))
+    bench.add_argument("--threads", type=_positive_int, help="CPU threads (default: torch's)")
+    bench.add_argument("--batches", type=_positive_int, nargs="+",
+                       help="batch sizes (default: ops 1 8 32, models 1 32)")
+    bench.add_argument("--layouts", nargs="+", choices=("nchw", "channels_last"),
+                       default=["nchw", "channels_last"])
+    bench.add_argument("--modes", nargs="+", choices=("inference", "training"),
+                       default=["inference", "training"], help="ops only")
+    bench.add_argument("--rounds", type=_positive_int, default=3)
+    bench.add_argument("--out", help="JSON file (default benchmarks/results/bench_WHAT.json)")
     commands.add_parser("specs", help="list the conv spec kinds and their parameters")
     return parser
 
@@ -419,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_eval(args))
         elif args.command == "compare":
             print(_compare_operators(args))
+        elif args.command == "bench":
+            print(_bench(args))
         elif args.command == "export":
             print(_export(args))
         elif args.command == "specs":
