@@ -35,7 +35,7 @@ def register_analytic_macs(*types: type[nn.Module]) -> Callable[[AnalyticFormula
 
 
 @register_analytic_macs(HetConv2d, CompConv2d, DeformConv2d)
-def _per_output_pixel(module: nn.Module, output_shape: tuple[int, ...]) -> int:
+def per_output_pixel_macs(module: nn.Module, output_shape: tuple[int, ...]) -> int:
     """``macs_per_pixel()`` (the seed's formula, see each operator) times N * H * W."""
     batch, _, height, width = output_shape
     return module.macs_per_pixel() * batch * height * width

@@ -26,17 +26,18 @@ not trace is folded only where a BatchNorm directly follows its producer in an
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from leanconv.cost.latency import make_inputs, measure
 from leanconv.deploy.batchnorm import can_fold, fold_rule
 from leanconv.deploy.folded_hetconv import FoldedHetConv2d
-from leanconv.deploy.graph import graph_pairs, sequential_pairs, trace
+from leanconv.deploy.graph import graph_pairs, module_uses, sequential_pairs, trace
 from leanconv.deploy.shuffle import apply_shuffle_fold, drop_trivial_shuffles, plan_shuffle_folds
 from leanconv.deploy.single_kernel import single_kernel_group_conv, single_kernel_mixconv
 from leanconv.ops._validate import (
@@ -49,6 +50,9 @@ from leanconv.ops.het_conv import HetConv2d
 from leanconv.ops.mixed_conv import MixConv2d, MixedGroupConv
 
 HETCONV_FORMS = ("auto", "fused", "dense")
+# modules whose output is a new tensor (an in-place activation after them touches nothing else)
+FRESH_OUTPUTS = (FoldedHetConv2d, nn.BatchNorm2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d,
+                 nn.AdaptiveAvgPool2d)
 MIXCONV_FORMS = ("auto", "split", "single")
 ROUNDS = 3
 MIN_RUN_TIME = 0.02
@@ -124,6 +128,35 @@ def _fold_batchnorms(model: nn.Module, report: FoldReport) -> None:
     for name, module in model.named_modules():
         if can_fold(module):
             report.add(name, "bn kept", "no single producer with a fold rule reads into it")
+    if not isinstance(graph, str):
+        _activations_in_place(model, trace(model), report)
+
+
+def _activations_in_place(model: nn.Module, graph: fx.Graph, report: FoldReport) -> None:
+    """Activations whose input nothing else reads run in place: no new buffer (for large
+    activations a fresh allocation is also a round of page faults) and no extra tensor."""
+    modules, uses = dict(model.named_modules()), module_uses(graph)
+
+    def fresh(node: object) -> bool:
+        """A tensor only ``node``'s one reader sees: a new output, not a view of another."""
+        if not isinstance(node, fx.Node) or len(node.users) != 1:
+            return False
+        if node.op == "call_function":
+            return node.target in (operator.add, torch.add, torch.cat)
+        if node.op != "call_module" or uses[node.target] != 1:
+            return False
+        module = modules[node.target]
+        if isinstance(module, nn.Identity):
+            return fresh(node.args[0])
+        return isinstance(module, FRESH_OUTPUTS) or fold_rule(module) is not None
+
+    for node in graph.nodes:
+        if node.op != "call_module" or uses[node.target] != 1:
+            continue
+        module = modules[node.target]
+        if getattr(module, "inplace", None) is False and fresh(node.args[0]):
+            module.inplace = True
+            report.add(node.target, "in place", type(module).__name__)
 
 
 def _layer_inputs(model: nn.Module, names: list[str], input_shape: tuple[int, ...],

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from leanconv.cost.analytic import per_output_pixel_macs, register_analytic_macs
 from leanconv.ops.accumulate import add_conv1x1_
 from leanconv.ops.dense import dense_conv
 from leanconv.ops.het_conv import HetConv2d, dense_hetconv_weight, gather_channels
@@ -74,6 +75,11 @@ class FoldedHetConv2d(nn.Module):
             y = gather_channels(y, self._out_index)
         return y
 
+    def macs_per_pixel(self) -> int:
+        """Analytic MACs per output pixel, as HetConv: ``N * (M * K^2 / P + M - M / P)``."""
+        m, k, p = self.in_channels, self.kernel_size, self.p
+        return self.out_channels * (m // p * k * k + m - m // p)
+
     def to_dense(self) -> nn.Conv2d:
         """The single dense KxK conv with the same output (zeros where HetConv has no kernel)."""
         dense = dense_hetconv_weight(self.weight, self.weight_1x1, self.p, self._in_index,
@@ -86,3 +92,6 @@ class FoldedHetConv2d(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"p={self.p}, stride={self.stride}, layout={self.layout}")
+
+
+register_analytic_macs(FoldedHetConv2d)(per_output_pixel_macs)

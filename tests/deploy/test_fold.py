@@ -192,3 +192,22 @@ def test_bad_arguments_name_the_argument(kwargs, match):
     args = {"model": nn.Conv2d(3, 3, 1), **kwargs}
     with pytest.raises(ValueError, match=match):
         fold(args.pop("model"), **args)
+
+
+def test_activations_run_in_place_only_when_nothing_else_reads_their_input():
+    class Branches(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.act, self.shared_act = nn.ReLU6(), nn.ReLU()
+
+        def forward(self, x):
+            y = self.act(self.bn(self.conv(x)))  # conv output: read only by the activation
+            return y + self.shared_act(y)  # y is read twice: must not be overwritten
+
+    model = randomize_batchnorms(Branches())
+    folded = fold(model, (1, 3, 6, 6))
+    assert folded.act.inplace and not folded.shared_act.inplace
+    _close(folded, model, torch.randn(1, 3, 6, 6))
+    mobilenet = fold(create_model("mobilenet_v2_100"))
+    assert mobilenet.fold_report.count("in place") == 35  # every ReLU6
