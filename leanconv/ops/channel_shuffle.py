@@ -10,6 +10,7 @@ the same operation with ``n`` groups, provided as ``inverse=True`` / :meth:`inve
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from leanconv.ops._validate import check_input, check_int, divisors
@@ -18,24 +19,21 @@ from leanconv.ops._validate import check_input, check_int, divisors
 def channel_shuffle(x: torch.Tensor, groups: int, *, inverse: bool = False) -> torch.Tensor:
     """Shuffle the channels of an (N, C, H, W) tensor; ``inverse=True`` undoes it.
 
-    Written with ``view``/``transpose`` so that export produces Reshape/Transpose, and the
-    memory format of the input (NCHW or channels_last) is kept.
+    Runs torch's native ``channel_shuffle`` kernel: one copy, vectorised for channels_last
+    (the reshape/transpose/reshape formulation copies NHWC storage at 2x the time of
+    ``clone()``; the native kernel at 1.2x, ``leanconv bench ops``). It keeps the input's
+    memory format and exports to ONNX as Reshape/Transpose. The inverse of a shuffle with
+    ``g`` groups is a shuffle with ``C / g`` groups.
     """
     check_input("channel_shuffle", x, channels=None)
     check_int("channel_shuffle", "groups", groups)
-    b, c, h, w = x.shape
+    c = x.shape[1]
     if c % groups:
         raise ValueError(
             f"channel_shuffle: {c} channels are not divisible by groups={groups}; "
             f"choose groups in {divisors(c)}"
         )
-    rows, cols = (c // groups, groups) if inverse else (groups, c // groups)
-    channels_last = x.is_contiguous(memory_format=torch.channels_last)
-    if channels_last and not x.is_contiguous():
-        # NHWC storage: permute the channel axis in the last dimension.
-        y = x.permute(0, 2, 3, 1).reshape(b, h, w, rows, cols).transpose(3, 4)
-        return y.reshape(b, h, w, c).permute(0, 3, 1, 2)
-    return x.reshape(b, rows, cols, h, w).transpose(1, 2).reshape(b, c, h, w)
+    return F.channel_shuffle(x, c // groups if inverse else groups)
 
 
 class ChannelShuffle(nn.Module):
