@@ -259,7 +259,8 @@ def _bench(args: argparse.Namespace) -> str:
                  f"{ceilings.gbps:.2f} GB/s (copy), {threads} threads"]
     else:
         rows = bench_models(threads=threads, batches=tuple(args.batches or (1, 32)),
-                            layouts=tuple(args.layouts), rounds=args.rounds)
+                            layouts=tuple(args.layouts), rounds=args.rounds,
+                            models=tuple(args.models) if args.models else None)
         header = ["model", "conv", "reference", "batch", "layout", "leanconv ms",
                   "reference ms", "ratio"]
         table = [[r["model"], r["conv"], r["reference"], r["batch"], r["layout"], r["ms"],
@@ -440,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--modes", nargs="+", choices=("inference", "training"),
                        default=["inference", "training"], help="ops only")
     bench.add_argument("--rounds", type=_positive_int, default=3)
+    bench.add_argument("--models", nargs="+", metavar="NAME", help="models only: these cases")
     bench.add_argument("--out", help="JSON file (default benchmarks/results/bench_WHAT.json)")
     commands.add_parser("specs", help="list the conv spec kinds and their parameters")
     return parser

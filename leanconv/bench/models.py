@@ -64,10 +64,19 @@ CASES: tuple[ModelCase, ...] = (
 
 def bench_models(*, threads: int, batches: tuple[int, ...] = (1, 32),
                  layouts: tuple[str, ...] = ("nchw",), rounds: int = 5,
-                 min_run_time: float = 0.2) -> list[dict[str, object]]:
-    """One row per (case, batch, layout): both times (median ms, IQR) and the ratio."""
+                 min_run_time: float = 0.2,
+                 models: tuple[str, ...] | None = None) -> list[dict[str, object]]:
+    """One row per (case, batch, layout): both times (median ms, IQR) and the ratio;
+    ``models`` limits the cases to those leanconv models."""
+    known = [case.model for case in CASES]
+    unknown = sorted(set(models or ()) - set(known))
+    if unknown:
+        raise ValueError(f"bench_models: models={unknown} are not benchmarked; choose from "
+                         f"{known}")
     rows = []
     for case in CASES:
+        if models and case.model not in models:
+            continue
         reference = case.build_reference()
         if reference is None:
             continue

@@ -12,8 +12,9 @@ What it does, in order (each step recorded in ``folded.fold_report``):
    accumulated into it) or, with ``hetconv='dense'``, one dense conv; ``'auto'`` measures both
    per layer on ``input_shape`` and keeps the faster.
 4. **MixConv** stays split or becomes one zero-padded depthwise conv
-   (:mod:`leanconv.deploy.single_kernel`); ``'auto'`` measures per layer. MixNet's equal
-   grouped pointwise convs become one ``groups=g`` conv under the same choice.
+   (:mod:`leanconv.deploy.single_kernel`); ``'auto'`` measures per layer these two and every
+   merge of adjacent groups in between (``merged 2+2``: 3x3+5x5 and 7x7+9x9 as two convs).
+   MixNet's equal grouped pointwise convs become one ``groups=g`` conv under the same choice.
 5. **Verification** (with ``input_shape``): the folded model's output is compared with the
    original's in eval mode; a difference above ``atol`` (relative to the output's scale)
    raises :class:`FoldError`.
@@ -39,7 +40,7 @@ from leanconv.deploy.batchnorm import can_fold, fold_rule
 from leanconv.deploy.folded_hetconv import FoldedHetConv2d
 from leanconv.deploy.graph import graph_pairs, module_uses, sequential_pairs, trace
 from leanconv.deploy.shuffle import apply_shuffle_fold, drop_trivial_shuffles, plan_shuffle_folds
-from leanconv.deploy.single_kernel import single_kernel_group_conv, single_kernel_mixconv
+from leanconv.deploy.single_kernel import compositions, merged_mixconv, single_kernel_group_conv
 from leanconv.ops._validate import (
     check_choice,
     check_input_shape,
@@ -201,7 +202,12 @@ def _alternatives(module: nn.Module, hetconv: str, mixconv: str) -> tuple[str, d
     if isinstance(module, FoldedHetConv2d) and module.weight_1x1 is not None:
         return hetconv, {"fused": module, "dense": module.to_dense()}
     if isinstance(module, MixConv2d) and len(module.convs) > 1:
-        return mixconv, {"split": module, "single": single_kernel_mixconv(module)}
+        forms: dict[str, nn.Module] = {"split": module}
+        for parts in compositions(len(module.convs))[1:]:  # the first is the split itself
+            name = "single" if len(parts) == 1 else "merged " + "+".join(map(str, parts))
+            if mixconv == "auto" or name == "single":
+                forms[name] = merged_mixconv(module, parts)
+        return mixconv, forms
     if isinstance(module, MixedGroupConv):
         single = single_kernel_group_conv(module)
         if single is not None:

@@ -44,3 +44,10 @@ def test_bench_cli_writes_json_and_rejects_bad_arguments(tmp_path, capsys, monke
         main(["bench", "ops", "--batches", "0"])
     with pytest.raises(SystemExit):
         main(["bench", "kernels"])
+
+
+def test_bench_models_rejects_unknown_models():
+    from leanconv.bench import bench_models
+
+    with pytest.raises(ValueError, match=r"models=\['resnet18'\] are not benchmarked"):
+        bench_models(threads=1, models=("resnet18",))
