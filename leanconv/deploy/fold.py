@@ -8,14 +8,15 @@ What it does, in order (each step recorded in ``folded.fold_report``):
 2. **BatchNorm** folds into the operator whose output it alone reads, by that operator's rule
    (:mod:`leanconv.deploy.batchnorm`): convs, depthwise-separable pairs, HetConv's two
    branches, MixConv's groups, group convs through their shuffle, DeformConv's kernel.
-3. **HetConv** becomes :class:`FoldedHetConv2d` (grouped KxK conv with the 1x1 part
+3. **Activations** whose input nothing else reads (a conv's output, say) run in place.
+4. **HetConv** becomes :class:`FoldedHetConv2d` (grouped KxK conv with the 1x1 part
    accumulated into it) or, with ``hetconv='dense'``, one dense conv; ``'auto'`` measures both
    per layer on ``input_shape`` and keeps the faster.
-4. **MixConv** stays split or becomes one zero-padded depthwise conv
+5. **MixConv** stays split or becomes one zero-padded depthwise conv
    (:mod:`leanconv.deploy.single_kernel`); ``'auto'`` measures per layer these two and every
    merge of adjacent groups in between (``merged 2+2``: 3x3+5x5 and 7x7+9x9 as two convs).
    MixNet's equal grouped pointwise convs become one ``groups=g`` conv under the same choice.
-5. **Verification** (with ``input_shape``): the folded model's output is compared with the
+6. **Verification** (with ``input_shape``): the folded model's output is compared with the
    original's in eval mode; a difference above ``atol`` (relative to the output's scale)
    raises :class:`FoldError`.
 
@@ -109,7 +110,8 @@ def _check_args(model: object, input_shape: object, hetconv: object, mixconv: ob
         raise ValueError(f"fold: atol={atol!r} is invalid; expected a positive number")
 
 
-def _fold_batchnorms(model: nn.Module, report: FoldReport) -> None:
+def _fold_graph(model: nn.Module, report: FoldReport) -> None:
+    """Steps 1 to 3 of the module docstring, on the model's data flow."""
     for name in drop_trivial_shuffles(model):
         report.add(name, "shuffle removed", "groups=1 is the identity")
     graph = trace(model)
@@ -261,7 +263,7 @@ def fold(
         parameter.requires_grad_(False)
     report = FoldReport()
     with torch.no_grad():
-        _fold_batchnorms(folded, report)
+        _fold_graph(folded, report)
         for name, module in list(folded.named_modules()):
             if isinstance(module, HetConv2d):
                 folded.set_submodule(name, FoldedHetConv2d(module))
