@@ -25,8 +25,8 @@ def add_conv1x1_(y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torc
     """
     b, n, h, w = y.shape
     m = x.shape[1]
-    # under autocast y is cast, weight is not; an exported graph (ONNX) wants Conv + Add,
-    # which its runtime fuses itself
+    # under autocast y is cast, weight is not; an exported graph (ONNX) gets plain Conv + Add
+    # nodes (a functionalised in-place GEMM on a permuted view exports as extra reshapes)
     fused = y.dtype == x.dtype == weight.dtype and not torch.compiler.is_exporting()
     if fused and y.is_contiguous(memory_format=torch.channels_last) and b * h * w > 1:
         y.permute(0, 2, 3, 1).view(b * h * w, n).addmm_(
