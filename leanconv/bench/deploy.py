@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import copy
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils import benchmark
 
-from leanconv.cost.latency import measure
+from leanconv.cost.latency import measure, median_iqr, torch_threads
+from leanconv.deploy.compile import compile_frozen
 from leanconv.deploy.fold import fold
 from leanconv.deploy.onnx_export import export_onnx, onnxruntime_session
 
@@ -33,17 +33,11 @@ def _onnxruntime_ms(session: object, x: torch.Tensor, threads: int,
 def deploy_latency(model: nn.Module, input_shape: tuple[int, ...], threads: int,
                    rounds: int = 5, min_run_time: float = 0.2) -> dict[str, object]:
     """Median latency (ms) of each deployment form of ``model`` on ``input_shape``."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         eager = copy.deepcopy(model).eval()
         folded = fold(eager, input_shape, threads=threads)
-        compiled = torch.compile(folded, options={"freezing": True})
         x = torch.randn(input_shape)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            compiled(x)
-        compile_seconds = time.perf_counter() - start
+        compiled, compile_seconds = compile_frozen(folded, x)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "model.onnx"
             exported = export_onnx(eager, path, input_shape, threads=threads)
@@ -54,9 +48,7 @@ def deploy_latency(model: nn.Module, input_shape: tuple[int, ...], threads: int,
             for name, module in forms.items():
                 samples[name].append(measure(module, [x], threads, min_run_time)[0])
             samples["onnxruntime"].append(_onnxruntime_ms(session, x, threads, min_run_time))
-    finally:
-        torch.set_num_threads(previous)
-    medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+    medians = {name: median_iqr(values)[0] for name, values in samples.items()}
     return {"input_shape": list(input_shape), "threads": threads, "rounds": rounds,
             "ms": {name: round(ms, 4) for name, ms in medians.items()},
             "onnx_max_abs_diff": exported.max_abs_diff,

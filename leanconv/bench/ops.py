@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils import benchmark
 
 from leanconv.bench.roofline import Ceilings
+from leanconv.cost.latency import median_iqr, torch_threads
 from leanconv.cost.profile import profile
 from leanconv.deploy.folded_hetconv import FoldedHetConv2d
 from leanconv.deploy.single_kernel import single_kernel_mixconv
@@ -117,9 +118,7 @@ def bench_ops(ceilings: Ceilings, *, threads: int, batches: tuple[int, ...] = (1
               min_run_time: float = 0.1) -> list[dict[str, object]]:
     """One row per (case, batch, layout, mode); see the module docstring for the columns."""
     rows = []
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         for batch in batches:
             shape = (batch, CHANNELS, SIZE, SIZE)
             built = {case.name: (case, case.build()) for case in CASES}
@@ -129,8 +128,6 @@ def bench_ops(ceilings: Ceilings, *, threads: int, batches: tuple[int, ...] = (1
                 for mode in modes:
                     rows += _configuration(built, costs, shape, layout, mode, ceilings,
                                            threads, rounds, min_run_time)
-    finally:
-        torch.set_num_threads(previous)
     return rows
 
 
@@ -151,10 +148,7 @@ def _configuration(built: dict[str, tuple[OpCase, nn.Module]],
     for _ in range(rounds):
         for name, fn in fns.items():
             samples[name].append(_measure(fn, threads, min_run_time))
-    stats = {}
-    for name, values in samples.items():
-        q1, median, q3 = torch.quantile(torch.tensor(values), torch.tensor([0.25, 0.5, 0.75]))
-        stats[name] = (median.item(), (q3 - q1).item())
+    stats = {name: median_iqr(values) for name, values in samples.items()}
     factor = 3 if training else 1
     # The copy ceiling that applies is that of a tensor this size (it may sit in cache): the
     # clone case measured in these rounds, when it is faster than the large-copy ceiling.

@@ -5,11 +5,32 @@ serialise the GPU)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
+
 import torch
 from torch import nn
 from torch.utils import benchmark
 
 WARMUP_RUNS = 3
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``, then restore the setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def median_iqr(values: Sequence[float]) -> tuple[float, float]:
+    """Median and interquartile range of repeated measurements."""
+    q1, median, q3 = torch.quantile(torch.tensor(values, dtype=torch.float64),
+                                    torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+    return median.item(), (q3 - q1).item()
 
 
 def make_inputs(shapes: list[tuple[int, ...]], device: str, dtype: torch.dtype,
@@ -54,9 +75,4 @@ def measure_side_by_side(models: dict[str, nn.Module], input_shape: tuple[int, .
     for _ in range(rounds):
         for name, model in prepared.items():
             samples[name].append(measure(model, inputs, threads, min_run_time)[0])
-    result = {}
-    for name, values in samples.items():
-        ordered = torch.tensor(values)
-        q1, median, q3 = torch.quantile(ordered, torch.tensor([0.25, 0.5, 0.75])).tolist()
-        result[name] = (median, q3 - q1)
-    return result
+    return {name: median_iqr(values) for name, values in samples.items()}

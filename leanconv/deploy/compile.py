@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leanconv.cost.latency import measure_side_by_side
+from leanconv.cost.latency import make_inputs, measure_side_by_side, torch_threads
 from leanconv.deploy.fold import fold
 from leanconv.ops._validate import check_input_shape, check_int, check_module, check_threads
 
@@ -39,6 +39,16 @@ class CompileReport:
                 f"using {self.chosen}")
 
 
+def compile_frozen(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, float]:
+    """``torch.compile(model, freezing)``, compiled by a first call on ``x``, and the seconds
+    that call took."""
+    compiled = torch.compile(model, options={"freezing": True})
+    start = time.perf_counter()
+    with torch.inference_mode():
+        compiled(x)
+    return compiled, time.perf_counter() - start
+
+
 def compile(
     model: nn.Module,
     input_shape: tuple[int, ...],
@@ -56,27 +66,17 @@ def compile(
     check_threads("compile", threads)
     check_int("compile", "rounds", rounds)
     threads = threads or torch.get_num_threads()
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         folded = fold(model, shape, channels_last=channels_last, threads=threads)
         if channels_last:
             folded = folded.to(memory_format=torch.channels_last)
-        compiled = torch.compile(folded, options={"freezing": True})
-        start = time.perf_counter()
         parameter = next(folded.parameters())
-        x = torch.randn(shape, device=parameter.device, dtype=parameter.dtype)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            compiled(x)
-        seconds = time.perf_counter() - start
+        x = make_inputs([shape], parameter.device, parameter.dtype, channels_last)[0]
+        compiled, seconds = compile_frozen(folded, x)
         times = measure_side_by_side(
             {"eager": copy.deepcopy(model), "folded": folded, "compiled": compiled}, shape,
             device=parameter.device.type, dtype=parameter.dtype, channels_last=channels_last,
             threads=threads, rounds=rounds)
-    finally:
-        torch.set_num_threads(previous)
     chosen = "compiled" if times["compiled"][0] < times["folded"][0] else "folded"
     report = CompileReport(times["eager"][0], times["folded"][0], times["compiled"][0], chosen,
                            seconds)

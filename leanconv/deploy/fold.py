@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from leanconv.cost.latency import make_inputs, measure
+from leanconv.cost.latency import make_inputs, measure, median_iqr
 from leanconv.deploy.batchnorm import can_fold, fold_rule
 from leanconv.deploy.folded_hetconv import FoldedHetConv2d
 from leanconv.deploy.graph import graph_pairs, module_uses, sequential_pairs, trace
@@ -195,7 +195,7 @@ def _fastest(candidates: dict[str, nn.Module], shape: tuple[int, ...], like: tor
     for _ in range(ROUNDS):
         for name, module in candidates.items():
             times[name].append(measure(module, x, threads, MIN_RUN_TIME)[0])
-    medians = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    medians = {name: median_iqr(values)[0] for name, values in times.items()}
     return min(medians, key=medians.get), medians
 
 
