@@ -7,6 +7,8 @@ import platform
 
 import torch
 
+from leanconv.kernels.build import native
+
 
 def cpu_model() -> str:
     """The CPU's model name (from /proc/cpuinfo where there is one)."""
@@ -21,10 +23,13 @@ def cpu_model() -> str:
 
 
 def machine_info(threads: int, device: str = "cpu") -> dict[str, object]:
-    """CPU model, core count, versions, thread count and device of this run."""
+    """CPU model, core count, versions, thread count and device of this run, and whether
+    leanconv's C++ kernels were built (:mod:`leanconv.kernels`; without them the operators
+    run their PyTorch reference paths)."""
     info: dict[str, object] = {
         "cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads, "device": device,
         "torch": torch.__version__, "python": platform.python_version(),
+        "native_kernels": native() is not None,
     }
     if device == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()

@@ -9,8 +9,11 @@ whole saving became time) and the roofline bound from the machine's measured cei
 (:mod:`leanconv.bench.roofline`): ``bound / time`` is the fraction of the hardware's limit
 reached. The bandwidth ceiling is the larger of a large copy's and the same-size ``clone``
 measured in the same rounds (small tensors stay in cache and copy faster than DRAM allows).
-A training step is forward + backward; its bound counts 3x the forward's FLOPs and bytes
-(the usual estimate: the backward computes two products of the forward's size).
+PyTorch's own depthwise conv (``depthwise3x3 torch``) is the baseline of the depthwise and
+MixConv rows; leanconv's ``DepthwiseConv2d`` and ``MixConv2d`` run its C++ kernel in inference
+where it applies (:mod:`leanconv.kernels`). A training step is forward + backward; its bound
+counts 3x the forward's FLOPs and bytes (the usual estimate: the backward computes two
+products of the forward's size).
 """
 
 from __future__ import annotations
@@ -70,12 +73,14 @@ CASES: tuple[OpCase, ...] = (
            lambda: FoldedHetConv2d(HetConv2d(CHANNELS, CHANNELS, 3, p=4)), True),
     OpCase("hetconv:p=8", "conv3x3", lambda: HetConv2d(CHANNELS, CHANNELS, 3, p=8)),
     OpCase("compconv:c0=128", "conv3x3", lambda: CompConv2d(CHANNELS, CHANNELS, 3, c0=128)),
-    OpCase("depthwise3x3", None, lambda: DepthwiseConv2d(CHANNELS, CHANNELS, 3)),
-    OpCase("mixconv:k=3.5.7.9", "depthwise3x3",
+    OpCase("depthwise3x3 torch", None,
+           lambda: nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1, groups=CHANNELS, bias=False)),
+    OpCase("depthwise3x3", "depthwise3x3 torch", lambda: DepthwiseConv2d(CHANNELS, CHANNELS, 3)),
+    OpCase("mixconv:k=3.5.7.9", "depthwise3x3 torch",
            lambda: MixConv2d(CHANNELS, CHANNELS, MIXCONV_KERNELS)),
-    OpCase("mixconv single kernel", "depthwise3x3",
+    OpCase("mixconv single kernel", "depthwise3x3 torch",
            lambda: single_kernel_mixconv(MixConv2d(CHANNELS, CHANNELS, MIXCONV_KERNELS))),
-    OpCase("timm MixedConv2d 3.5.7.9", "depthwise3x3", _timm_mixconv),
+    OpCase("timm MixedConv2d 3.5.7.9", "depthwise3x3 torch", _timm_mixconv),
     OpCase("clone", None, Clone),
     OpCase("channel_shuffle:g=4", "clone", lambda: ChannelShuffle(4)),
 )

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten
 
+from leanconv.kernels.mixed_depthwise import mixed_depthwise_macs
+
 
 @dataclass
 class OpCost:
@@ -93,6 +95,14 @@ def _deform_conv2d(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> O
     per_sample = 4 + (1 if mask is not None and mask.numel() else 0)
     macs = out.numel() * math.prod(weight.shape[1:]) + samples * per_sample
     return OpCost(macs, 2 * macs)
+
+
+@register_op_cost("leanconv.mixed_depthwise_conv2d")
+def _mixed_depthwise_conv2d(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """leanconv's one-pass MixConv / depthwise kernel (:mod:`leanconv.kernels`)."""
+    x, weights, bias = args
+    macs = mixed_depthwise_macs(x.shape, [w.shape for w in weights])
+    return OpCost(macs, 2 * macs + (out.numel() if bias is not None else 0))
 
 
 def _elementwise(per_element: int) -> CostFormula:

@@ -2,6 +2,10 @@
 
 Each input channel is convolved with its own ``m = C_out / C_in`` KxK kernels
 (``groups = C_in``): ``C_in * m * K^2`` MACs per output pixel and as many parameters.
+
+Inference on an fp32 NCHW CPU tensor with stride 1, no dilation, same padding and ``m = 1``
+runs leanconv's C++ kernel (:mod:`leanconv.kernels.mixed_depthwise`, a MixConv with one
+group), faster there than PyTorch's; everything else is ``nn.Conv2d``'s own forward.
 """
 
 from __future__ import annotations
@@ -9,6 +13,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from leanconv.kernels.mixed_depthwise import (
+    fits_one_pass,
+    mixed_depthwise_conv2d,
+    native_applies,
+)
 from leanconv.ops._validate import check_conv_args, check_input
 from leanconv.ops.padding import resolve_padding
 
@@ -47,4 +56,6 @@ class DepthwiseConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("DepthwiseConv2d", x, self.in_channels)
+        if fits_one_pass(self) and native_applies(x, [self.weight], self.bias):
+            return mixed_depthwise_conv2d(x, [self.weight], self.bias)
         return super().forward(x)

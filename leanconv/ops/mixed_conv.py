@@ -6,6 +6,10 @@ outputs are concatenated (seed eq. for Y^t and Concat). Per output pixel:
 
     MACs = params = m * sum_t c_t * k_t^2        (one kernel size: a depthwise conv)
 
+In inference on fp32 CPU tensors (stride 1, no dilation, m = 1) the forward pass runs all groups
+in one pass of a C++ kernel (:mod:`leanconv.kernels.mixed_depthwise`: no split, no concat);
+training, other devices and graph capture use the split form, the seed's definition.
+
 Splits: ``'equal'`` gives every group ``C // g`` channels and the remainder to the first group
 (as the official MixNet code does); ``'exponential'`` gives group ``t`` about ``2^-(t+1)`` of
 the channels, the last group the same share as the one before it (1/2, 1/4, ..., 2^-(g-1),
@@ -24,6 +28,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from leanconv.kernels.mixed_depthwise import (
+    fits_one_pass,
+    mixed_depthwise_conv2d,
+    native_applies,
+)
 from leanconv.ops._validate import check_choice, check_input, check_int
 from leanconv.ops.padding import get_padding
 
@@ -124,9 +133,24 @@ class MixConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("MixConv2d", x, self.in_channels)
+        one_pass = self._one_pass_arguments()
+        if one_pass is not None and native_applies(x, *one_pass):
+            return mixed_depthwise_conv2d(x, *one_pass)
         if len(self.convs) == 1:
             return self.convs[0](x)
         return _split_apply(x, self.in_splits, self.convs)
+
+    def _one_pass_arguments(self) -> tuple[list[torch.Tensor], torch.Tensor | None] | None:
+        """Weights and bias for the one-pass kernel (:mod:`leanconv.kernels.mixed_depthwise`),
+        or None when a group is not a stride-1, undilated, same-padded depthwise conv."""
+        if not all(fits_one_pass(conv) for conv in self.convs):
+            return None
+        biases = [conv.bias for conv in self.convs]
+        if all(b is None for b in biases):
+            return [conv.weight for conv in self.convs], None
+        bias = torch.cat([conv.weight.new_zeros(conv.out_channels) if b is None else b
+                          for conv, b in zip(self.convs, biases, strict=True)])
+        return [conv.weight for conv in self.convs], bias
 
     def extra_repr(self) -> str:
         return f"splits={self.in_splits}, kernel_sizes={self.kernel_sizes}"

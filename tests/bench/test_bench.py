@@ -39,6 +39,7 @@ def test_bench_cli_writes_json_and_rejects_bad_arguments(tmp_path, capsys, monke
     assert "realization" in capsys.readouterr().out
     record = json.loads(out.read_text())
     assert record["machine"]["threads"] == 1 and record["ceilings"]["gflops"] > 0
+    assert isinstance(record["machine"]["native_kernels"], bool)
     assert {row["mode"] for row in record["results"]} == {"training"}
     with pytest.raises(SystemExit):
         main(["bench", "ops", "--batches", "0"])

@@ -27,7 +27,11 @@ def _assert_same_logits(name, reference):
     assert len(mapping) == len(reference.state_dict())
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
-        torch.testing.assert_close(ours(x), reference(x), atol=1e-5, rtol=1e-5)
+        expected = reference(x)
+        # relative to the logits' scale: leanconv's MixConv kernel sums in another order than
+        # PyTorch's convs (mixnet_s: both fp32 results are ~5e-6 of the scale from fp64's)
+        scale = expected.abs().max().item()
+        torch.testing.assert_close(ours(x), expected, atol=1e-5 * scale, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name,build", [

@@ -1,0 +1,310 @@
+// Mixed depthwise convolution (MixConv, seed 001; a plain depthwise conv is one group) for
+// fp32 CPU tensors, stride 1, dilation 1, "same" padding (k - 1) / 2, channel multiplier 1:
+//
+//   y[n, c, i, j] = b[c] + sum_{u, v < k_c} w[c, u, v] * x[n, c, i + u - p_c, j + v - p_c]
+//
+// where channel c belongs to group t and has kernel size k_c = k_t. Every group is computed
+// in one pass over the input: no split, no concatenation, the input read once and the output
+// written once.
+//
+// Both kernels copy the piece of input they work on into a zero-padded buffer that stays in
+// the core's cache (no bounds checks in the inner loops) and keep a register tile of outputs:
+//  * NCHW: a (R rows x 16*NV columns) tile of one channel plane, vectorised along the row.
+//    Each loaded input vector is used by every output row of the tile it reaches (up to R
+//    FMAs per load instead of one), each broadcast weight by NV vectors.
+//  * channels_last: X pixels of one row x 16 channels, vectorised across channels (the
+//    weights are vectors too); each loaded input vector serves up to k outputs of the tile.
+// The vector type is GCC/Clang's generic vector extension: the compiler emits AVX-512, AVX2 or
+// SSE code for the machine the extension is built on (leanconv/kernels/build.py).
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+constexpr int kLanes = 16;
+typedef float vec __attribute__((vector_size(kLanes * sizeof(float))));
+typedef float vec_unaligned __attribute__((vector_size(kLanes * sizeof(float)), aligned(4), may_alias));
+
+inline vec load(const float* p) { return *reinterpret_cast<const vec_unaligned*>(p); }
+inline void store(float* p, vec v) { *reinterpret_cast<vec_unaligned*>(p) = v; }
+inline vec broadcast(float s) { return s - vec{}; }
+
+// ---------------------------------------------------------------------------------- NCHW --
+
+constexpr int kRows = 4;  // output rows per register tile
+
+// R x (16 * NV) outputs; `in` points at the tile's top-left input in the padded plane.
+template <int K, int NV>
+inline void plane_tile(const float* in, int pitch, const float* w, float bias, float* out,
+                       int out_pitch) {
+  vec acc[kRows][NV];
+  for (int r = 0; r < kRows; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = broadcast(bias);
+#pragma GCC unroll 16
+  for (int kx = 0; kx < K; ++kx) {
+    vec wk[K];
+    for (int ky = 0; ky < K; ++ky) wk[ky] = broadcast(w[ky * K + kx]);
+#pragma GCC unroll 16
+    for (int t = 0; t < kRows + K - 1; ++t) {
+      vec in_v[NV];
+      for (int v = 0; v < NV; ++v) in_v[v] = load(in + t * pitch + kx + kLanes * v);
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r) {
+        const int ky = t - r;
+        if (ky >= 0 && ky < K)
+          for (int v = 0; v < NV; ++v) acc[r][v] += wk[ky] * in_v[v];
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int v = 0; v < NV; ++v) store(out + r * out_pitch + kLanes * v, acc[r][v]);
+}
+
+struct PlaneGeometry {
+  int tile_w, tile_h, pitch, rows;  // output grid rounded up to tiles; padded input
+  PlaneGeometry(int h, int w, int k, int nv) {
+    const int cols = kLanes * nv;
+    tile_w = (w + cols - 1) / cols * cols;
+    tile_h = (h + kRows - 1) / kRows * kRows;
+    pitch = tile_w + k - 1;
+    rows = tile_h + k - 1;
+  }
+  int64_t floats() const { return int64_t(pitch) * rows + int64_t(tile_w) * tile_h; }
+};
+
+template <int K, int NV>
+void conv_plane(const float* x, const float* w, float bias, float* y, int h, int w_,
+                float* buf) {
+  constexpr int P = (K - 1) / 2;
+  const PlaneGeometry g(h, w_, K, NV);
+  // zero the padding (top and bottom rows, left and right columns), copy the interior
+  std::memset(buf, 0, sizeof(float) * P * g.pitch);
+  std::memset(buf + (P + h) * g.pitch, 0, sizeof(float) * (g.rows - P - h) * g.pitch);
+  for (int r = 0; r < h; ++r) {
+    float* row = buf + (r + P) * g.pitch;
+    std::memset(row, 0, sizeof(float) * P);
+    std::memcpy(row + P, x + int64_t(r) * w_, sizeof(float) * w_);
+    std::memset(row + P + w_, 0, sizeof(float) * (g.pitch - P - w_));
+  }
+  float* out = buf + int64_t(g.pitch) * g.rows;
+  for (int r0 = 0; r0 < g.tile_h; r0 += kRows)
+    for (int c0 = 0; c0 < g.tile_w; c0 += kLanes * NV)
+      plane_tile<K, NV>(buf + r0 * g.pitch + c0, g.pitch, w, bias, out + r0 * g.tile_w + c0,
+                        g.tile_w);
+  for (int r = 0; r < h; ++r)
+    std::memcpy(y + int64_t(r) * w_, out + r * g.tile_w, sizeof(float) * w_);
+}
+
+template <int NV>
+void conv_plane_k(int k, const float* x, const float* w, float bias, float* y, int h, int w_,
+                  float* buf) {
+  switch (k) {
+    case 1: return conv_plane<1, NV>(x, w, bias, y, h, w_, buf);
+    case 3: return conv_plane<3, NV>(x, w, bias, y, h, w_, buf);
+    case 5: return conv_plane<5, NV>(x, w, bias, y, h, w_, buf);
+    case 7: return conv_plane<7, NV>(x, w, bias, y, h, w_, buf);
+    case 9: return conv_plane<9, NV>(x, w, bias, y, h, w_, buf);
+    default: return conv_plane<11, NV>(x, w, bias, y, h, w_, buf);
+  }
+}
+
+void forward_nchw(const float* x, float* y, int64_t n, int64_t c, int h, int w,
+                  const std::vector<int>& kernel, const std::vector<const float*>& weight,
+                  const float* bias) {
+  const int k_max = *std::max_element(kernel.begin(), kernel.end());
+  const int nv = w <= kLanes ? 1 : 2;
+  const int64_t buf_floats = PlaneGeometry(h, w, k_max, nv).floats();
+  const int64_t hw = int64_t(h) * w;
+  at::parallel_for(0, n * c, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> buf(buf_floats);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t ch = i % c;
+      const float b = bias ? bias[ch] : 0.f;
+      if (nv == 1)
+        conv_plane_k<1>(kernel[ch], x + i * hw, weight[ch], b, y + i * hw, h, w, buf.data());
+      else
+        conv_plane_k<2>(kernel[ch], x + i * hw, weight[ch], b, y + i * hw, h, w, buf.data());
+    }
+  });
+}
+
+// ------------------------------------------------------------------------- channels_last --
+
+constexpr int kPixels = 8;  // output pixels of one row per register tile
+
+// kPixels outputs of one row, 16 channels; `in` points at the tile's input row start (ky = 0)
+// in the padded block (pixel pitch 16 floats), `wv` at the K*K weight vectors.
+template <int K>
+inline void pixel_tile(const float* in, int row_pitch, const float* wv, vec bias, vec* acc) {
+  for (int i = 0; i < kPixels; ++i) acc[i] = bias;
+  for (int ky = 0; ky < K; ++ky) {
+    vec wk[K];
+    for (int kx = 0; kx < K; ++kx) wk[kx] = load(wv + (ky * K + kx) * kLanes);
+    const float* row = in + ky * row_pitch;
+#pragma GCC unroll 32
+    for (int j = 0; j < kPixels + K - 1; ++j) {
+      const vec in_v = load(row + j * kLanes);
+#pragma GCC unroll 16
+      for (int kx = 0; kx < K; ++kx) {
+        const int i = j - kx;
+        if (i >= 0 && i < kPixels) acc[i] += wk[kx] * in_v;
+      }
+    }
+  }
+}
+
+// One image x one block of <= 16 channels of one group: pad, then convolve row by row.
+template <int K>
+void conv_block(const float* x, float* y, int64_t c, int h, int w, int64_t c0, int lanes,
+                const float* weight, const float* bias, float* buf) {
+  constexpr int P = (K - 1) / 2;
+  const int tile_w = (w + kPixels - 1) / kPixels * kPixels;
+  const int pw = tile_w + K - 1, ph = h + K - 1;
+  const int row_pitch = pw * kLanes;
+  float* wv = buf + int64_t(ph) * row_pitch;
+  // zero the padding (top and bottom rows, left and right columns), copy the interior
+  std::memset(buf, 0, sizeof(float) * P * row_pitch);
+  std::memset(buf + int64_t(P + h) * row_pitch, 0, sizeof(float) * (ph - P - h) * row_pitch);
+  for (int r = 0; r < h; ++r) {
+    float* row = buf + (r + P) * row_pitch;
+    std::memset(row, 0, sizeof(float) * P * kLanes);
+    std::memset(row + (P + w) * kLanes, 0, sizeof(float) * (pw - P - w) * kLanes);
+    const float* src = x + int64_t(r) * w * c + c0;
+    if (lanes == kLanes) {
+      for (int j = 0; j < w; ++j) store(row + (j + P) * kLanes, load(src + j * c));
+    } else {
+      for (int j = 0; j < w; ++j) {
+        vec v = {};
+        for (int l = 0; l < lanes; ++l) v[l] = src[j * c + l];
+        store(row + (j + P) * kLanes, v);
+      }
+    }
+  }
+  std::memset(wv, 0, sizeof(float) * K * K * kLanes);
+  for (int l = 0; l < lanes; ++l)  // weight[(c0 + l) - group start][0][u][v] -> wv[u*K+v][l]
+    for (int t = 0; t < K * K; ++t) wv[t * kLanes + l] = weight[l * K * K + t];
+  vec b = {};
+  for (int l = 0; l < lanes; ++l) b[l] = bias ? bias[c0 + l] : 0.f;
+  vec acc[kPixels];
+  for (int r = 0; r < h; ++r)
+    for (int j0 = 0; j0 < w; j0 += kPixels) {
+      pixel_tile<K>(buf + r * row_pitch + j0 * kLanes, row_pitch, wv, b, acc);
+      const int count = std::min(kPixels, w - j0);
+      float* out = y + (int64_t(r) * w + j0) * c + c0;
+      if (lanes == kLanes) {
+        for (int i = 0; i < count; ++i) store(out + i * c, acc[i]);
+      } else {
+        for (int i = 0; i < count; ++i)
+          for (int l = 0; l < lanes; ++l) out[i * c + l] = acc[i][l];
+      }
+    }
+}
+
+void conv_block_k(int k, const float* x, float* y, int64_t c, int h, int w, int64_t c0,
+                  int lanes, const float* weight, const float* bias, float* buf) {
+  switch (k) {
+    case 1: return conv_block<1>(x, y, c, h, w, c0, lanes, weight, bias, buf);
+    case 3: return conv_block<3>(x, y, c, h, w, c0, lanes, weight, bias, buf);
+    case 5: return conv_block<5>(x, y, c, h, w, c0, lanes, weight, bias, buf);
+    case 7: return conv_block<7>(x, y, c, h, w, c0, lanes, weight, bias, buf);
+    case 9: return conv_block<9>(x, y, c, h, w, c0, lanes, weight, bias, buf);
+    default: return conv_block<11>(x, y, c, h, w, c0, lanes, weight, bias, buf);
+  }
+}
+
+struct Block {
+  int64_t c0;         // first channel
+  int lanes, k;       // channels in the block (<= 16), kernel size
+  const float* w;     // weight of the block's first channel
+};
+
+void forward_channels_last(const float* x, float* y, int64_t n, int64_t c, int h, int w,
+                           const std::vector<Block>& blocks, int k_max, const float* bias) {
+  const int tile_w = (w + kPixels - 1) / kPixels * kPixels;
+  const int64_t buf_floats =
+      int64_t(h + k_max - 1) * (tile_w + k_max - 1) * kLanes + k_max * k_max * kLanes;
+  const int64_t nb = static_cast<int64_t>(blocks.size());
+  const int64_t image = int64_t(h) * w * c;
+  at::parallel_for(0, n * nb, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> buf(buf_floats);
+    for (int64_t i = begin; i < end; ++i) {
+      const Block& blk = blocks[i % nb];
+      const int64_t img = i / nb;
+      conv_block_k(blk.k, x + img * image, y + img * image, c, h, w, blk.c0, blk.lanes, blk.w,
+                   bias, buf.data());
+    }
+  });
+}
+
+}  // namespace
+
+// x: (N, C, H, W) fp32, contiguous or channels_last; weights[t]: (c_t, 1, k_t, k_t) with
+// sum c_t = C and k_t in {1, 3, 5, 7, 9, 11}; bias: (C,) or None. Returns y in x's layout.
+at::Tensor mixed_depthwise_conv2d(const at::Tensor& x, at::TensorList weights,
+                                  const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(x.dim() == 4 && x.scalar_type() == at::kFloat && x.device().is_cpu(),
+              "mixed_depthwise_conv2d: x must be a 4-d float32 CPU tensor");
+  const bool channels_last = !x.is_contiguous() &&
+                             x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  TORCH_CHECK(channels_last || x.is_contiguous(),
+              "mixed_depthwise_conv2d: x must be contiguous or channels_last");
+  const int64_t n = x.size(0), c = x.size(1);
+  const int h = static_cast<int>(x.size(2)), w = static_cast<int>(x.size(3));
+  std::vector<int> kernel;
+  std::vector<const float*> weight;
+  std::vector<Block> blocks;
+  int k_max = 1;
+  for (const at::Tensor& wt : weights) {
+    const int k = static_cast<int>(wt.size(2));
+    TORCH_CHECK(wt.dim() == 4 && wt.size(1) == 1 && wt.size(3) == k && wt.is_contiguous() &&
+                    wt.scalar_type() == at::kFloat && (k == 1 || k == 3 || k == 5 || k == 7 ||
+                                                       k == 9 || k == 11),
+                "mixed_depthwise_conv2d: every weight must be a contiguous float32 "
+                "(c_t, 1, k, k) tensor with k in {1, 3, 5, 7, 9, 11}");
+    k_max = std::max(k_max, k);
+    const float* base = wt.data_ptr<float>();
+    const int64_t first = static_cast<int64_t>(kernel.size());
+    for (int64_t l = 0; l < wt.size(0); l += kLanes)
+      blocks.push_back({first + l, static_cast<int>(std::min<int64_t>(kLanes, wt.size(0) - l)),
+                        k, base + l * k * k});
+    for (int64_t l = 0; l < wt.size(0); ++l) {
+      kernel.push_back(k);
+      weight.push_back(base + l * k * k);
+    }
+  }
+  TORCH_CHECK(static_cast<int64_t>(kernel.size()) == c,
+              "mixed_depthwise_conv2d: the weights cover ", kernel.size(), " channels, x has ",
+              c);
+  const float* b = nullptr;
+  if (bias.has_value()) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == c && bias->is_contiguous() &&
+                    bias->scalar_type() == at::kFloat,
+                "mixed_depthwise_conv2d: bias must be a contiguous float32 (C,) tensor");
+    b = bias->data_ptr<float>();
+  }
+  at::Tensor y = at::empty_like(x);
+  if (x.numel() == 0) return y;
+  if (channels_last)
+    forward_channels_last(x.data_ptr<float>(), y.data_ptr<float>(), n, c, h, w, blocks, k_max,
+                          b);
+  else
+    forward_nchw(x.data_ptr<float>(), y.data_ptr<float>(), n, c, h, w, kernel, weight, b);
+  return y;
+}
+
+// A dispatcher op (torch.ops.leanconv.mixed_depthwise_conv2d), not a pybind function, so that
+// dispatch-level tools (leanconv.profile, torch's FlopCounterMode, the profiler) see it.
+TORCH_LIBRARY(leanconv, m) {
+  m.def("mixed_depthwise_conv2d(Tensor x, Tensor[] weights, Tensor? bias) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(leanconv, CPU, m) {
+  m.impl("mixed_depthwise_conv2d", &mixed_depthwise_conv2d);
+}

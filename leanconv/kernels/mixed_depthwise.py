@@ -1,0 +1,147 @@
+"""Mixed depthwise convolution in one pass: MixConv (seed 001) without split and concat.
+
+``y = concat_t(depthwise_conv(x_t, w_t, k_t) + b_t)`` over channel groups ``x_t`` of sizes
+``c_t`` (``sum c_t = C``), each with its own odd kernel size ``k_t``, stride 1, dilation 1 and
+"same" padding ``(k_t - 1) / 2``. MACs per output pixel: ``sum_t c_t * k_t^2``. One group is a
+plain depthwise conv.
+
+:func:`mixed_depthwise_conv2d` runs the C++ kernel (``mixed_depthwise.cpp``: input read once,
+output written once, register-tiled, NCHW and channels_last) where it applies, and
+:func:`reference_mixed_depthwise_conv2d` (``torch.split`` + ``F.conv2d`` per group +
+``torch.cat``, what timm's ``MixedConv2d`` does) everywhere else: when autograd needs the
+graph, under ``torch.compile`` / ``torch.export`` / tracing, for other dtypes or devices, or
+when the extension could not be built (:mod:`leanconv.kernels.build`).
+
+A plain depthwise conv (one group) runs the kernel only in NCHW on planes at least 14 pixels
+wide; PyTorch's kernel measured faster elsewhere (2 threads, ``torch.utils.benchmark``):
+NCHW 3x3 on 1x32x112x112 0.14 ms vs PyTorch's 0.36, 8x256x28x28 0.58 vs 0.93, 32x960x7x7
+1.42 vs 1.01; channels_last 8x256x28x28 1.27 vs oneDNN's 0.42. MixConv (several groups) wins
+in both layouts, 1.03x to 6x over split + conv + concat (32x480x7x7 NCHW the least).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import register_flop_formula
+
+from leanconv.kernels.build import native
+
+NATIVE_KERNEL_SIZES = frozenset({1, 3, 5, 7, 9, 11})
+MIN_DEPTHWISE_WIDTH = 14  # narrower NCHW planes leave most of the kernel's 16 lanes idle
+OWNER = "mixed_depthwise_conv2d"
+
+
+def reference_mixed_depthwise_conv2d(x: torch.Tensor, weights: Sequence[torch.Tensor],
+                                     bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The same result from PyTorch ops: split, one depthwise ``F.conv2d`` per group, concat."""
+    if len(weights) == 1:
+        return F.conv2d(x, weights[0], bias, padding=weights[0].shape[-1] // 2,
+                        groups=weights[0].shape[0])
+    splits = [w.shape[0] for w in weights]
+    biases = bias.split(splits) if bias is not None else [None] * len(splits)
+    parts = x.split(splits, 1)
+    return torch.cat([F.conv2d(part, w, b, padding=w.shape[-1] // 2, groups=w.shape[0])
+                      for part, w, b in zip(parts, weights, biases, strict=True)], 1)
+
+
+def mixed_depthwise_macs(x_shape: Sequence[int], weight_shapes: Sequence[Sequence[int]]) -> int:
+    """``N * H * W * sum_t c_t * k_t^2``: the kernel's multiply-accumulates (stride 1)."""
+    n, _, h, w = x_shape
+    return n * h * w * sum(shape[0] * shape[-1] * shape[-2] for shape in weight_shapes)
+
+
+@cache
+def _registered_op() -> object:
+    """``torch.ops.leanconv.mixed_depthwise_conv2d`` with its shape function (so that fake
+    tensors and ``torch.compile`` can trace it) and its FLOPs formula for torch's
+    ``FlopCounterMode`` registered once; None without the extension."""
+    ops = native()
+    if ops is None:
+        return None
+    op = ops.mixed_depthwise_conv2d
+    torch.library.register_fake("leanconv::mixed_depthwise_conv2d")(
+        lambda x, weights, bias: torch.empty_like(x))
+    register_flop_formula(op)(
+        lambda x_shape, weight_shapes, bias_shape, out_shape=None, **kwargs:
+        2 * mixed_depthwise_macs(x_shape, weight_shapes))
+    return op
+
+
+def fits_one_pass(conv: nn.Conv2d) -> bool:
+    """True when ``conv`` is a depthwise conv this kernel computes: square odd kernel, stride 1,
+    dilation 1, zero padding ``(k - 1) / 2``, one output channel per input channel."""
+    k = conv.kernel_size[0]
+    return (conv.kernel_size == (k, k) and k % 2 == 1 and conv.stride == (1, 1)
+            and conv.dilation == (1, 1) and conv.padding == (k // 2, k // 2)
+            and conv.padding_mode == "zeros"
+            and conv.groups == conv.in_channels == conv.out_channels)
+
+
+def _in_graph_capture(x: object) -> bool:
+    return (isinstance(x, torch.fx.Proxy) or torch.compiler.is_compiling()
+            or torch.compiler.is_exporting() or torch.jit.is_tracing()
+            or torch.jit.is_scripting())
+
+
+def native_applies(x: torch.Tensor, weights: Sequence[torch.Tensor],
+                   bias: torch.Tensor | None = None) -> bool:
+    """True where :func:`mixed_depthwise_conv2d` would run the C++ kernel on these arguments."""
+    if _in_graph_capture(x):
+        return False
+    tensors = [x, *weights] + ([] if bias is None else [bias])
+    if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+        return False
+    if any(w.shape[-1] not in NATIVE_KERNEL_SIZES for w in weights):
+        return False
+    if len(weights) == 1 and (not x.is_contiguous() or x.shape[-1] < MIN_DEPTHWISE_WIDTH):
+        return False  # a plain depthwise conv where PyTorch's kernel measured faster
+    return native() is not None
+
+
+def _check_arguments(x: object, weights: object, bias: object) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{OWNER}: x={shape} is invalid; expected a 4-d tensor (N, C, H, W)")
+    if isinstance(weights, torch.Tensor) or not isinstance(weights, Sequence) or not weights:
+        raise ValueError(f"{OWNER}: weights must be a non-empty sequence of (c_t, 1, k_t, k_t) "
+                         f"tensors, got {type(weights).__name__}")
+    for i, w in enumerate(weights):
+        ok = isinstance(w, torch.Tensor) and w.dim() == 4 and w.shape[1] == 1
+        if not ok or w.shape[2] != w.shape[3] or w.shape[2] % 2 == 0:
+            shape = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
+            raise ValueError(f"{OWNER}: weights[{i}]={shape} is invalid; expected a "
+                             f"(c_t, 1, k, k) tensor with an odd k")
+    channels = sum(w.shape[0] for w in weights)
+    if channels != x.shape[1]:
+        raise ValueError(f"{OWNER}: the weights cover {channels} channels but x has "
+                         f"{x.shape[1]} (shape {tuple(x.shape)}); the group sizes must sum to C")
+    if bias is not None and (not isinstance(bias, torch.Tensor)
+                             or tuple(bias.shape) != (channels,)):
+        shape = tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
+        raise ValueError(f"{OWNER}: bias={shape} is invalid; expected None or a ({channels},) "
+                         f"tensor")
+
+
+def mixed_depthwise_conv2d(x: torch.Tensor, weights: Sequence[torch.Tensor],
+                           bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Mixed depthwise conv of ``x`` (N, C, H, W) with ``weights[t]`` (c_t, 1, k_t, k_t).
+
+    Stride 1, dilation 1, padding ``(k_t - 1) / 2``; ``bias``: None or (C,). The result has
+    ``x``'s memory format. The C++ kernel runs where :func:`native_applies`; the result equals
+    :func:`reference_mixed_depthwise_conv2d` up to float rounding.
+    """
+    if not _in_graph_capture(x):
+        _check_arguments(x, weights, bias)
+    if native_applies(x, weights, bias):
+        return _registered_op()(
+            x, [w.contiguous() for w in weights], None if bias is None else bias.contiguous())
+    return reference_mixed_depthwise_conv2d(x, weights, bias)

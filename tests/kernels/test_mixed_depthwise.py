@@ -1,0 +1,172 @@
+"""The C++ mixed depthwise kernel against its pure-PyTorch reference, and where it is used."""
+
+import shutil
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from leanconv.kernels import build
+from leanconv.kernels.mixed_depthwise import (
+    fits_one_pass,
+    mixed_depthwise_conv2d,
+    native_applies,
+    reference_mixed_depthwise_conv2d,
+)
+from leanconv.ops import DepthwiseConv2d, MixConv2d, split_channels
+
+HAS_COMPILER = shutil.which("c++") is not None and shutil.which("ninja") is not None
+needs_native = pytest.mark.skipif(
+    not HAS_COMPILER, reason="no C++ compiler or ninja on PATH: the kernel cannot be built "
+                             "(leanconv then runs the reference path, tested elsewhere)")
+
+
+def _weights(channels, kernel_sizes):
+    sizes = split_channels(channels, len(kernel_sizes))
+    return [torch.randn(c, 1, k, k) for c, k in zip(sizes, kernel_sizes, strict=True)]
+
+
+def _conv_ops(fn):
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return {event.name for event in prof.events()}
+
+
+@needs_native
+def test_the_extension_builds_here():
+    # CI has a compiler: a build failure must fail loudly, not fall back silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert build.native() is not None
+
+
+@needs_native
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("shape,kernel_sizes", [
+    ((8, 256, 28, 28), (3, 5, 7, 9)),
+    ((2, 60, 7, 9), (3, 5)),        # 30-channel groups: partial 16-lane blocks
+    ((1, 37, 40, 35), (3, 5, 7)),   # uneven split, width not a tile multiple
+    ((3, 20, 5, 33), (1, 11)),      # smallest and largest supported kernels
+    ((2, 5, 1, 1), (3,)),           # one pixel: everything is padding
+    ((1, 48, 17, 16), (9,)),        # one group = a plain depthwise conv
+])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_kernel_matches_reference(layout, shape, kernel_sizes, with_bias):
+    x = torch.randn(shape)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    weights = _weights(shape[1], kernel_sizes)
+    bias = torch.randn(shape[1]) if with_bias else None
+    with torch.no_grad():
+        forced = build.native().mixed_depthwise_conv2d(x, weights, bias)
+        expected = reference_mixed_depthwise_conv2d(x, weights, bias)
+    assert forced.shape == expected.shape
+    if layout == "channels_last":
+        assert forced.is_contiguous(memory_format=torch.channels_last)
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(forced, expected, atol=1e-5 * scale, rtol=0)
+
+
+@needs_native
+def test_empty_batch():
+    x = torch.randn(0, 8, 5, 5)
+    out = build.native().mixed_depthwise_conv2d(x, _weights(8, (3, 5)), None)
+    assert out.shape == (0, 8, 5, 5)
+
+
+@needs_native
+def test_mixconv_inference_runs_one_kernel_and_training_the_split():
+    mix = MixConv2d(64, kernel_sizes=(3, 5, 7, 9)).eval()
+    x = torch.randn(2, 64, 14, 14)
+    with torch.no_grad():
+        fast = mix(x)
+        inference_ops = _conv_ops(lambda: mix(x))
+    slow = mix(x)  # parameters require grad: the autograd-capable split form
+    assert "aten::convolution" not in inference_ops
+    assert "aten::cat" not in inference_ops
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
+    slow.sum().backward()
+    assert all(conv.weight.grad is not None for conv in mix.convs)
+
+
+@needs_native
+def test_mixconv_with_bias_on_some_groups():
+    mix = MixConv2d(16, kernel_sizes=(3, 5)).eval()
+    mix.convs[1].bias = nn.Parameter(torch.randn(8))
+    x = torch.randn(1, 16, 12, 12)
+    with torch.no_grad():
+        out = mix(x)
+        expected = torch.cat([mix.convs[0](x[:, :8]), mix.convs[1](x[:, 8:])], 1)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kwargs,fits", [
+    ({}, True), ({"stride": 2}, False), ({"dilation": 2}, False),
+    ({"out_channels": 16}, False), ({"kernel_size": 5}, True),
+])
+def test_fits_one_pass(kwargs, fits):
+    assert fits_one_pass(DepthwiseConv2d(8, **kwargs)) is fits
+
+
+@needs_native
+def test_depthwise_conv_uses_the_kernel_where_it_measured_faster():
+    dw = DepthwiseConv2d(32, kernel_size=3).eval()
+    wide, narrow = torch.randn(1, 32, 28, 28), torch.randn(1, 32, 7, 7)
+    with torch.no_grad():
+        assert native_applies(wide, [dw.weight])
+        assert not native_applies(narrow, [dw.weight])
+        assert not native_applies(wide.contiguous(memory_format=torch.channels_last),
+                                  [dw.weight])
+        assert "aten::convolution" not in _conv_ops(lambda: dw(wide))
+        torch.testing.assert_close(dw(wide), nn.Conv2d.forward(dw, wide), atol=1e-5, rtol=0)
+    assert not native_applies(wide, [dw.weight])  # grad enabled, weight requires grad
+
+
+def test_reference_path_when_disabled(monkeypatch):
+    monkeypatch.setenv(build.ENV_SWITCH, "0")
+    build.native.cache_clear()
+    try:
+        assert build.native() is None
+        mix = MixConv2d(12, kernel_sizes=(3, 5)).eval()
+        x = torch.randn(1, 12, 9, 9)
+        with torch.no_grad():
+            assert not native_applies(x, [c.weight for c in mix.convs])
+            assert "aten::convolution" in _conv_ops(lambda: mix(x))
+    finally:
+        build.native.cache_clear()
+
+
+def test_build_name_depends_on_the_sources_and_cpu(monkeypatch):
+    name = build.build_name()
+    assert name.startswith("leanconv_native_")
+    monkeypatch.setattr(build, "_cpu_flags", lambda: "flags : sse2")
+    assert build.build_name() != name
+
+
+def test_unsupported_inputs_take_the_reference_path():
+    weights = _weights(8, (3, 5))
+    x = torch.randn(1, 8, 6, 6)
+    with torch.no_grad():
+        assert not native_applies(x.double(), [w.double() for w in weights])
+        assert not native_applies(x[:, :, :, ::2], weights)  # neither layout
+        assert not native_applies(x, _weights(8, (3, 13)))  # 13 not compiled
+        out = mixed_depthwise_conv2d(x.double(), [w.double() for w in weights])
+    torch.testing.assert_close(out, reference_mixed_depthwise_conv2d(
+        x.double(), [w.double() for w in weights]))
+
+
+@pytest.mark.parametrize("args,match", [
+    ((torch.randn(8, 6, 6), None), "x=.*4-d"),
+    ((torch.randn(1, 8, 6, 6), torch.randn(8, 1, 3, 3)), "weights must be a non-empty"),
+    ((torch.randn(1, 8, 6, 6), [torch.randn(8, 1, 4, 4)]), r"weights\[0\].*odd"),
+    ((torch.randn(1, 8, 6, 6), [torch.randn(6, 1, 3, 3)]), "cover 6 channels but x has 8"),
+])
+def test_bad_arguments_are_named(args, match):
+    with pytest.raises(ValueError, match=match):
+        mixed_depthwise_conv2d(*args)
+
+
+def test_bad_bias_is_named():
+    with pytest.raises(ValueError, match=r"bias=\(3,\).*\(8,\)"):
+        mixed_depthwise_conv2d(torch.randn(1, 8, 6, 6), _weights(8, (3,)), torch.randn(3))
