@@ -93,17 +93,18 @@ def native_applies(x: torch.Tensor, weights: Sequence[torch.Tensor],
     """True where :func:`mixed_depthwise_conv2d` would run the C++ kernel on these arguments."""
     if _in_graph_capture(x):
         return False
+    nchw = x.is_contiguous()
+    if len(weights) == 1 and (not nchw or x.shape[-1] < MIN_DEPTHWISE_WIDTH):
+        return False  # a plain depthwise conv where PyTorch's kernel measured faster
+    if not (nchw or x.is_contiguous(memory_format=torch.channels_last)):
+        return False
     tensors = [x, *weights] + ([] if bias is None else [bias])
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         return False
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False
-    if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
-        return False
     if any(w.shape[-1] not in NATIVE_KERNEL_SIZES for w in weights):
         return False
-    if len(weights) == 1 and (not x.is_contiguous() or x.shape[-1] < MIN_DEPTHWISE_WIDTH):
-        return False  # a plain depthwise conv where PyTorch's kernel measured faster
     return native() is not None
 
 
