@@ -14,6 +14,8 @@
 //    FMAs per load instead of one), each broadcast weight by NV vectors.
 //  * channels_last: X pixels of one row x 16 channels, vectorised across channels (the
 //    weights are vectors too); each loaded input vector serves up to k outputs of the tile.
+//    The image is cut into bands of rows whose padded copy fits in 256 KB, so that large
+//    images need no large buffer and batch 1 still has work for every thread.
 // The vector type is GCC/Clang's generic vector extension: the compiler emits AVX-512, AVX2 or
 // SSE code for the machine the extension is built on (leanconv/kernels/build.py).
 
@@ -160,85 +162,92 @@ inline void pixel_tile(const float* in, int row_pitch, const float* wv, vec bias
   }
 }
 
-// One image x one block of <= 16 channels of one group: pad, then convolve row by row.
+struct Block {
+  int64_t c0;       // first channel
+  int lanes, k;     // channels in the block (<= 16), kernel size
+  int64_t packed;   // offset of its k*k weight vectors and bias vector in the packed weights
+};
+
+// Rows [r0, r1) of one image x one block of <= 16 channels: copy the input rows they read
+// into a zero-padded buffer (pixel pitch 16 floats), then convolve row by row.
 template <int K>
-void conv_block(const float* x, float* y, int64_t c, int h, int w, int64_t c0, int lanes,
-                const float* weight, const float* bias, float* buf) {
+void conv_band(const float* x, float* y, int64_t c, int h, int w, int r0, int r1,
+               const Block& blk, const float* packed, float* buf) {
   constexpr int P = (K - 1) / 2;
   const int tile_w = (w + kPixels - 1) / kPixels * kPixels;
-  const int pw = tile_w + K - 1, ph = h + K - 1;
+  const int pw = tile_w + K - 1;
   const int row_pitch = pw * kLanes;
-  float* wv = buf + int64_t(ph) * row_pitch;
-  // zero the padding (top and bottom rows, left and right columns), copy the interior
-  std::memset(buf, 0, sizeof(float) * P * row_pitch);
-  std::memset(buf + int64_t(P + h) * row_pitch, 0, sizeof(float) * (ph - P - h) * row_pitch);
-  for (int r = 0; r < h; ++r) {
-    float* row = buf + (r + P) * row_pitch;
+  for (int i = 0; i < r1 - r0 + K - 1; ++i) {
+    float* row = buf + int64_t(i) * row_pitch;
+    const int r = r0 - P + i;
+    if (r < 0 || r >= h) {
+      std::memset(row, 0, sizeof(float) * row_pitch);
+      continue;
+    }
     std::memset(row, 0, sizeof(float) * P * kLanes);
     std::memset(row + (P + w) * kLanes, 0, sizeof(float) * (pw - P - w) * kLanes);
-    const float* src = x + int64_t(r) * w * c + c0;
-    if (lanes == kLanes) {
+    const float* src = x + int64_t(r) * w * c + blk.c0;
+    if (blk.lanes == kLanes) {
       for (int j = 0; j < w; ++j) store(row + (j + P) * kLanes, load(src + j * c));
     } else {
       for (int j = 0; j < w; ++j) {
         vec v = {};
-        for (int l = 0; l < lanes; ++l) v[l] = src[j * c + l];
+        for (int l = 0; l < blk.lanes; ++l) v[l] = src[j * c + l];
         store(row + (j + P) * kLanes, v);
       }
     }
   }
-  std::memset(wv, 0, sizeof(float) * K * K * kLanes);
-  for (int l = 0; l < lanes; ++l)  // weight[(c0 + l) - group start][0][u][v] -> wv[u*K+v][l]
-    for (int t = 0; t < K * K; ++t) wv[t * kLanes + l] = weight[l * K * K + t];
-  vec b = {};
-  for (int l = 0; l < lanes; ++l) b[l] = bias ? bias[c0 + l] : 0.f;
+  const float* wv = packed + blk.packed;
+  const vec b = load(wv + K * K * kLanes);
   vec acc[kPixels];
-  for (int r = 0; r < h; ++r)
+  for (int r = r0; r < r1; ++r)
     for (int j0 = 0; j0 < w; j0 += kPixels) {
-      pixel_tile<K>(buf + r * row_pitch + j0 * kLanes, row_pitch, wv, b, acc);
+      pixel_tile<K>(buf + int64_t(r - r0) * row_pitch + j0 * kLanes, row_pitch, wv, b, acc);
       const int count = std::min(kPixels, w - j0);
-      float* out = y + (int64_t(r) * w + j0) * c + c0;
-      if (lanes == kLanes) {
+      float* out = y + (int64_t(r) * w + j0) * c + blk.c0;
+      if (blk.lanes == kLanes) {
         for (int i = 0; i < count; ++i) store(out + i * c, acc[i]);
       } else {
         for (int i = 0; i < count; ++i)
-          for (int l = 0; l < lanes; ++l) out[i * c + l] = acc[i][l];
+          for (int l = 0; l < blk.lanes; ++l) out[i * c + l] = acc[i][l];
       }
     }
 }
 
-void conv_block_k(int k, const float* x, float* y, int64_t c, int h, int w, int64_t c0,
-                  int lanes, const float* weight, const float* bias, float* buf) {
-  switch (k) {
-    case 1: return conv_block<1>(x, y, c, h, w, c0, lanes, weight, bias, buf);
-    case 3: return conv_block<3>(x, y, c, h, w, c0, lanes, weight, bias, buf);
-    case 5: return conv_block<5>(x, y, c, h, w, c0, lanes, weight, bias, buf);
-    case 7: return conv_block<7>(x, y, c, h, w, c0, lanes, weight, bias, buf);
-    case 9: return conv_block<9>(x, y, c, h, w, c0, lanes, weight, bias, buf);
-    default: return conv_block<11>(x, y, c, h, w, c0, lanes, weight, bias, buf);
+void conv_band_k(const float* x, float* y, int64_t c, int h, int w, int r0, int r1,
+                 const Block& blk, const float* packed, float* buf) {
+  switch (blk.k) {
+    case 1: return conv_band<1>(x, y, c, h, w, r0, r1, blk, packed, buf);
+    case 3: return conv_band<3>(x, y, c, h, w, r0, r1, blk, packed, buf);
+    case 5: return conv_band<5>(x, y, c, h, w, r0, r1, blk, packed, buf);
+    case 7: return conv_band<7>(x, y, c, h, w, r0, r1, blk, packed, buf);
+    case 9: return conv_band<9>(x, y, c, h, w, r0, r1, blk, packed, buf);
+    default: return conv_band<11>(x, y, c, h, w, r0, r1, blk, packed, buf);
   }
 }
 
-struct Block {
-  int64_t c0;         // first channel
-  int lanes, k;       // channels in the block (<= 16), kernel size
-  const float* w;     // weight of the block's first channel
-};
+constexpr int64_t kBandFloats = 64 * 1024;  // padded input of one band: 256 KB, in L2
 
+// Work items: image x band of rows x channel block, blocks innermost so that consecutive
+// items read and write neighbouring cache lines of the same rows.
 void forward_channels_last(const float* x, float* y, int64_t n, int64_t c, int h, int w,
-                           const std::vector<Block>& blocks, int k_max, const float* bias) {
+                           const std::vector<Block>& blocks, int k_max,
+                           const float* packed) {
   const int tile_w = (w + kPixels - 1) / kPixels * kPixels;
-  const int64_t buf_floats =
-      int64_t(h + k_max - 1) * (tile_w + k_max - 1) * kLanes + k_max * k_max * kLanes;
+  const int64_t row_floats = int64_t(tile_w + k_max - 1) * kLanes;
+  const int band = static_cast<int>(
+      std::clamp<int64_t>(kBandFloats / row_floats - (k_max - 1), 1, h));
+  const int64_t bands = (h + band - 1) / band;
   const int64_t nb = static_cast<int64_t>(blocks.size());
   const int64_t image = int64_t(h) * w * c;
-  at::parallel_for(0, n * nb, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> buf(buf_floats);
+  at::parallel_for(0, n * bands * nb, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> buf((band + k_max - 1) * row_floats);
     for (int64_t i = begin; i < end; ++i) {
       const Block& blk = blocks[i % nb];
-      const int64_t img = i / nb;
-      conv_block_k(blk.k, x + img * image, y + img * image, c, h, w, blk.c0, blk.lanes, blk.w,
-                   bias, buf.data());
+      const int64_t img = i / (nb * bands);
+      const int r0 = static_cast<int>((i / nb) % bands) * band;
+      conv_band_k(x + img * image, y + img * image, c, h, w, r0, std::min(h, r0 + band), blk,
+                  packed, buf.data());
     }
   });
 }
@@ -257,9 +266,8 @@ at::Tensor mixed_depthwise_conv2d(const at::Tensor& x, at::TensorList weights,
               "mixed_depthwise_conv2d: x must be contiguous or channels_last");
   const int64_t n = x.size(0), c = x.size(1);
   const int h = static_cast<int>(x.size(2)), w = static_cast<int>(x.size(3));
-  std::vector<int> kernel;
-  std::vector<const float*> weight;
-  std::vector<Block> blocks;
+  std::vector<int> kernel;             // per channel: kernel size
+  std::vector<const float*> weight;    // per channel: its k*k weights
   int k_max = 1;
   for (const at::Tensor& wt : weights) {
     const int k = static_cast<int>(wt.size(2));
@@ -269,14 +277,9 @@ at::Tensor mixed_depthwise_conv2d(const at::Tensor& x, at::TensorList weights,
                 "mixed_depthwise_conv2d: every weight must be a contiguous float32 "
                 "(c_t, 1, k, k) tensor with k in {1, 3, 5, 7, 9, 11}");
     k_max = std::max(k_max, k);
-    const float* base = wt.data_ptr<float>();
-    const int64_t first = static_cast<int64_t>(kernel.size());
-    for (int64_t l = 0; l < wt.size(0); l += kLanes)
-      blocks.push_back({first + l, static_cast<int>(std::min<int64_t>(kLanes, wt.size(0) - l)),
-                        k, base + l * k * k});
     for (int64_t l = 0; l < wt.size(0); ++l) {
       kernel.push_back(k);
-      weight.push_back(base + l * k * k);
+      weight.push_back(wt.data_ptr<float>() + l * k * k);
     }
   }
   TORCH_CHECK(static_cast<int64_t>(kernel.size()) == c,
@@ -291,11 +294,30 @@ at::Tensor mixed_depthwise_conv2d(const at::Tensor& x, at::TensorList weights,
   }
   at::Tensor y = at::empty_like(x);
   if (x.numel() == 0) return y;
-  if (channels_last)
-    forward_channels_last(x.data_ptr<float>(), y.data_ptr<float>(), n, c, h, w, blocks, k_max,
-                          b);
-  else
+  if (!channels_last) {
     forward_nchw(x.data_ptr<float>(), y.data_ptr<float>(), n, c, h, w, kernel, weight, b);
+    return y;
+  }
+  // channels_last: blocks of <= 16 consecutive channels with the same kernel size, each with
+  // its weights packed as k*k vectors (one lane per channel) followed by its bias vector
+  std::vector<Block> blocks;
+  std::vector<float> packed;
+  for (int64_t c0 = 0; c0 < c;) {
+    const int k = kernel[c0];
+    int lanes = 0;
+    while (lanes < kLanes && c0 + lanes < c && kernel[c0 + lanes] == k) ++lanes;
+    const Block blk{c0, lanes, k, static_cast<int64_t>(packed.size())};
+    packed.resize(packed.size() + (k * k + 1) * kLanes, 0.f);
+    float* dst = packed.data() + blk.packed;
+    for (int l = 0; l < lanes; ++l) {
+      for (int t = 0; t < k * k; ++t) dst[t * kLanes + l] = weight[c0 + l][t];
+      dst[k * k * kLanes + l] = b ? b[c0 + l] : 0.f;
+    }
+    blocks.push_back(blk);
+    c0 += lanes;
+  }
+  forward_channels_last(x.data_ptr<float>(), y.data_ptr<float>(), n, c, h, w, blocks, k_max,
+                        packed.data());
   return y;
 }
 

@@ -9,8 +9,8 @@ plain depthwise conv.
 output written once, register-tiled, NCHW and channels_last) where it applies, and
 :func:`reference_mixed_depthwise_conv2d` (``torch.split`` + ``F.conv2d`` per group +
 ``torch.cat``, what timm's ``MixedConv2d`` does) everywhere else: when autograd needs the
-graph, under ``torch.compile`` / ``torch.export`` / tracing, for other dtypes or devices, or
-when the extension could not be built (:mod:`leanconv.kernels.build`).
+graph, under ``torch.compile`` / ``torch.export`` / tracing or CPU autocast, for other dtypes
+or devices, or when the extension could not be built (:mod:`leanconv.kernels.build`).
 
 A plain depthwise conv (one group) runs the kernel only in NCHW on planes at least 14 pixels
 wide; PyTorch's kernel measured faster elsewhere (2 threads, ``torch.utils.benchmark``):
@@ -102,6 +102,8 @@ def native_applies(x: torch.Tensor, weights: Sequence[torch.Tensor],
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         return False
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    if torch.is_autocast_enabled("cpu"):  # PyTorch's convs would compute in lower precision
         return False
     if any(w.shape[-1] not in NATIVE_KERNEL_SIZES for w in weights):
         return False

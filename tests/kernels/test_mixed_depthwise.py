@@ -170,3 +170,35 @@ def test_bad_arguments_are_named(args, match):
 def test_bad_bias_is_named():
     with pytest.raises(ValueError, match=r"bias=\(3,\).*\(8,\)"):
         mixed_depthwise_conv2d(torch.randn(1, 8, 6, 6), _weights(8, (3,)), torch.randn(3))
+
+
+def test_autocast_keeps_pytorch_semantics():
+    mix = MixConv2d(16, kernel_sizes=(3, 5)).eval()
+    x = torch.randn(1, 16, 8, 8)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not native_applies(x, [c.weight for c in mix.convs])
+        assert mix(x).dtype == torch.bfloat16
+
+
+@needs_native
+def test_channels_last_large_image_is_cut_into_bands():
+    # 300 x 300 with 11x11 kernels: the padded copy of the whole image would be 6 MB per
+    # block; the kernel works on bands of rows (their seams must not show)
+    x = torch.randn(1, 20, 300, 301).contiguous(memory_format=torch.channels_last)
+    weights = _weights(20, (3, 11))
+    bias = torch.randn(20)
+    with torch.no_grad():
+        out = build.native().mixed_depthwise_conv2d(x, weights, bias)
+        expected = reference_mixed_depthwise_conv2d(x, weights, bias)
+    torch.testing.assert_close(out, expected, atol=1e-5 * expected.abs().max().item(), rtol=0)
+
+
+@needs_native
+def test_groups_with_the_same_kernel_size_share_channel_blocks():
+    # (3, 3, 5) with 10 channels: the first block spans two groups of 3x3 kernels
+    x = torch.randn(2, 10, 9, 9).contiguous(memory_format=torch.channels_last)
+    weights = [torch.randn(4, 1, 3, 3), torch.randn(3, 1, 3, 3), torch.randn(3, 1, 5, 5)]
+    with torch.no_grad():
+        out = build.native().mixed_depthwise_conv2d(x, weights, None)
+    torch.testing.assert_close(out, reference_mixed_depthwise_conv2d(x, weights), atol=1e-5,
+                               rtol=0)
