@@ -10,8 +10,8 @@ whole saving became time) and the roofline bound from the machine's measured cei
 reached. The bandwidth ceiling is the larger of a large copy's and the same-size ``clone``
 measured in the same rounds (small tensors stay in cache and copy faster than DRAM allows).
 PyTorch's own depthwise conv (``depthwise3x3 torch``) is the baseline of the depthwise and
-MixConv rows; leanconv's ``DepthwiseConv2d`` and ``MixConv2d`` run its C++ kernel in inference
-where it applies (:mod:`leanconv.kernels`). A training step is forward + backward; its bound
+MixConv rows; leanconv's ``DepthwiseConv2d`` and ``MixConv2d`` run its C++ kernels where they
+apply (:mod:`leanconv.kernels`). A training step is forward + backward; its bound
 counts 3x the forward's FLOPs and bytes (the usual estimate: the backward computes two
 products of the forward's size).
 """

@@ -105,6 +105,16 @@ def _mixed_depthwise_conv2d(args: tuple[Any, ...], kwargs: dict[str, Any], out: 
     return OpCost(macs, 2 * macs + (out.numel() if bias is not None else 0))
 
 
+@register_op_cost("leanconv.mixed_depthwise_conv2d_weight_grad")
+def _mixed_depthwise_weight_grad(args: tuple[Any, ...], kwargs: dict[str, Any],
+                                 out: Any) -> OpCost:
+    """Its weight gradient: as many MACs as the forward pass."""
+    x, _, channels, kernel_sizes = args
+    macs = mixed_depthwise_macs(
+        x.shape, [(c, 1, k, k) for c, k in zip(channels, kernel_sizes, strict=True)])
+    return OpCost(macs, 2 * macs)
+
+
 def _elementwise(per_element: int) -> CostFormula:
     def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
         return OpCost(0, per_element * _numel(out[0] if isinstance(out, tuple) else out), True)

@@ -252,6 +252,64 @@ void forward_channels_last(const float* x, float* y, int64_t n, int64_t c, int h
   });
 }
 
+// ------------------------------------------------------------- weight gradient (NCHW) --
+//
+//   dw[c, u, v] = sum_{n, i, j} dy[n, c, i, j] * x[n, c, i + u - p, j + v - p]
+//
+// One channel per work item (the sum over the batch stays inside it, no reduction between
+// threads). Each image's plane is copied into a zero-padded buffer and its dy plane into one
+// whose rows are padded with zeros to whole vectors; for each kernel row u, k vector
+// accumulators collect the products of a dy vector with the k shifted x vectors.
+
+template <int K>
+void weight_grad_channel(const float* x, const float* dy, int64_t n, int64_t chw, int h,
+                         int w, float* dw, float* buf) {
+  constexpr int P = (K - 1) / 2;
+  const int tile_w = (w + kLanes - 1) / kLanes * kLanes;
+  const int pitch = tile_w + K - 1, rows = h + K - 1;
+  float* xp = buf;
+  float* gp = buf + int64_t(pitch) * rows;
+  vec acc[K][K];
+  for (int u = 0; u < K; ++u)
+    for (int v = 0; v < K; ++v) acc[u][v] = vec{};
+  for (int64_t img = 0; img < n; ++img) {
+    const float* xi = x + img * chw;
+    const float* gi = dy + img * chw;
+    std::memset(xp, 0, sizeof(float) * pitch * rows);
+    for (int r = 0; r < h; ++r) {
+      std::memcpy(xp + (r + P) * pitch + P, xi + int64_t(r) * w, sizeof(float) * w);
+      std::memcpy(gp + r * tile_w, gi + int64_t(r) * w, sizeof(float) * w);
+      std::memset(gp + r * tile_w + w, 0, sizeof(float) * (tile_w - w));
+    }
+    for (int u = 0; u < K; ++u)
+      for (int r = 0; r < h; ++r)
+        for (int j = 0; j < tile_w; j += kLanes) {
+          const vec g = load(gp + r * tile_w + j);
+          const float* src = xp + (r + u) * pitch + j;
+#pragma GCC unroll 16
+          for (int v = 0; v < K; ++v) acc[u][v] += g * load(src + v);
+        }
+  }
+  for (int u = 0; u < K; ++u)
+    for (int v = 0; v < K; ++v) {
+      float sum = 0.f;
+      for (int l = 0; l < kLanes; ++l) sum += acc[u][v][l];
+      dw[u * K + v] = sum;
+    }
+}
+
+void weight_grad_k(int k, const float* x, const float* dy, int64_t n, int64_t chw, int h, int w,
+                   float* dw, float* buf) {
+  switch (k) {
+    case 1: return weight_grad_channel<1>(x, dy, n, chw, h, w, dw, buf);
+    case 3: return weight_grad_channel<3>(x, dy, n, chw, h, w, dw, buf);
+    case 5: return weight_grad_channel<5>(x, dy, n, chw, h, w, dw, buf);
+    case 7: return weight_grad_channel<7>(x, dy, n, chw, h, w, dw, buf);
+    case 9: return weight_grad_channel<9>(x, dy, n, chw, h, w, dw, buf);
+    default: return weight_grad_channel<11>(x, dy, n, chw, h, w, dw, buf);
+  }
+}
+
 }  // namespace
 
 // x: (N, C, H, W) fp32, contiguous or channels_last; weights[t]: (c_t, 1, k_t, k_t) with
@@ -321,12 +379,63 @@ at::Tensor mixed_depthwise_conv2d(const at::Tensor& x, at::TensorList weights,
   return y;
 }
 
-// A dispatcher op (torch.ops.leanconv.mixed_depthwise_conv2d), not a pybind function, so that
-// dispatch-level tools (leanconv.profile, torch's FlopCounterMode, the profiler) see it.
+// x, dy: (N, C, H, W) fp32 NCHW; kernel_sizes[t] and channels[t] describe the groups (as the
+// forward's weights). Returns the weights' gradients, one (c_t, 1, k_t, k_t) tensor per group.
+std::vector<at::Tensor> mixed_depthwise_conv2d_weight_grad(const at::Tensor& x,
+                                                          const at::Tensor& dy,
+                                                          at::IntArrayRef channels,
+                                                          at::IntArrayRef kernel_sizes) {
+  TORCH_CHECK(x.dim() == 4 && x.scalar_type() == at::kFloat && x.device().is_cpu() &&
+                  x.is_contiguous() && dy.sizes() == x.sizes() && dy.is_contiguous() &&
+                  dy.scalar_type() == at::kFloat,
+              "mixed_depthwise_conv2d_weight_grad: x and dy must be contiguous float32 CPU "
+              "tensors of the same (N, C, H, W) shape");
+  TORCH_CHECK(channels.size() == kernel_sizes.size() && !channels.empty(),
+              "mixed_depthwise_conv2d_weight_grad: one kernel size per group");
+  const int64_t n = x.size(0), c = x.size(1);
+  const int h = static_cast<int>(x.size(2)), w = static_cast<int>(x.size(3));
+  std::vector<at::Tensor> grads;
+  std::vector<int> kernel;
+  std::vector<float*> out;
+  int k_max = 1;
+  for (size_t t = 0; t < channels.size(); ++t) {
+    const int k = static_cast<int>(kernel_sizes[t]);
+    TORCH_CHECK(k == 1 || k == 3 || k == 5 || k == 7 || k == 9 || k == 11,
+                "mixed_depthwise_conv2d_weight_grad: kernel sizes must be in {1, 3, 5, 7, 9, 11}");
+    k_max = std::max(k_max, k);
+    grads.push_back(at::empty({channels[t], 1, k, k}, x.options()));
+    for (int64_t l = 0; l < channels[t]; ++l) {
+      kernel.push_back(k);
+      out.push_back(grads.back().data_ptr<float>() + l * k * k);
+    }
+  }
+  TORCH_CHECK(static_cast<int64_t>(kernel.size()) == c,
+              "mixed_depthwise_conv2d_weight_grad: the groups cover ", kernel.size(),
+              " channels, x has ", c);
+  const int tile_w = (w + kLanes - 1) / kLanes * kLanes;
+  const int64_t buf_floats =
+      int64_t(tile_w + k_max - 1) * (h + k_max - 1) + int64_t(tile_w) * h;
+  const int64_t hw = int64_t(h) * w;
+  const float* xp = x.data_ptr<float>();
+  const float* gp = dy.data_ptr<float>();
+  at::parallel_for(0, c, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> buf(buf_floats);
+    for (int64_t ch = begin; ch < end; ++ch)
+      weight_grad_k(kernel[ch], xp + ch * hw, gp + ch * hw, n, c * hw, h, w, out[ch],
+                    buf.data());
+  });
+  return grads;
+}
+
+// Dispatcher ops (torch.ops.leanconv.*), not pybind functions, so that
+// dispatch-level tools (leanconv.profile, torch's FlopCounterMode, the profiler) see them.
 TORCH_LIBRARY(leanconv, m) {
   m.def("mixed_depthwise_conv2d(Tensor x, Tensor[] weights, Tensor? bias) -> Tensor");
+  m.def("mixed_depthwise_conv2d_weight_grad(Tensor x, Tensor dy, int[] channels, "
+        "int[] kernel_sizes) -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(leanconv, CPU, m) {
   m.impl("mixed_depthwise_conv2d", &mixed_depthwise_conv2d);
+  m.impl("mixed_depthwise_conv2d_weight_grad", &mixed_depthwise_conv2d_weight_grad);
 }

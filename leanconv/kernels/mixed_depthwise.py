@@ -5,24 +5,26 @@
 "same" padding ``(k_t - 1) / 2``. MACs per output pixel: ``sum_t c_t * k_t^2``. One group is a
 plain depthwise conv.
 
-:func:`mixed_depthwise_conv2d` runs the C++ kernel (``mixed_depthwise.cpp``: input read once,
-output written once, register-tiled, NCHW and channels_last) where it applies, and
+:func:`mixed_depthwise_conv2d` runs the C++ kernels (``mixed_depthwise.cpp``: input read
+once, output written once, register-tiled, NCHW and channels_last; a backward through the same
+kernel with rotated weights plus a weight-gradient kernel) where they apply, and
 :func:`reference_mixed_depthwise_conv2d` (``torch.split`` + ``F.conv2d`` per group +
-``torch.cat``, what timm's ``MixedConv2d`` does) everywhere else: when autograd needs the
-graph, under ``torch.compile`` / ``torch.export`` / tracing or CPU autocast, for other dtypes
-or devices, or when the extension could not be built (:mod:`leanconv.kernels.build`).
+``torch.cat``, what timm's ``MixedConv2d`` does) everywhere else: under ``torch.compile`` /
+``torch.export`` / tracing or CPU autocast, for other dtypes or devices, or when the
+extension could not be built (:mod:`leanconv.kernels.build`).
 
 A plain depthwise conv (one group) runs the kernel only in NCHW on planes at least 14 pixels
-wide; PyTorch's kernel measured faster elsewhere (2 threads, ``torch.utils.benchmark``):
-NCHW 3x3 on 1x32x112x112 0.14 ms vs PyTorch's 0.36, 8x256x28x28 0.58 vs 0.93, 32x960x7x7
-1.42 vs 1.01; channels_last 8x256x28x28 1.27 vs oneDNN's 0.42. MixConv (several groups) wins
-in both layouts, 1.03x to 6x over split + conv + concat (32x480x7x7 NCHW the least).
+wide, where it measured faster than PyTorch's kernel; MixConv (several groups) runs it in
+both layouts, faster on every shape measured (``benchmarks/depthwise_kernels.py``; the
+numbers are in the README's "Native kernels" section).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from types import ModuleType
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -56,20 +58,73 @@ def mixed_depthwise_macs(x_shape: Sequence[int], weight_shapes: Sequence[Sequenc
 
 
 @cache
-def _registered_op() -> object:
-    """``torch.ops.leanconv.mixed_depthwise_conv2d`` with its shape function (so that fake
-    tensors and ``torch.compile`` can trace it) and its FLOPs formula for torch's
-    ``FlopCounterMode`` registered once; None without the extension."""
+def _registered_ops() -> ModuleType | None:
+    """``torch.ops.leanconv`` with the shape functions of its ops (so that fake tensors and
+    ``torch.compile`` can trace them) and their FLOPs formulas for torch's ``FlopCounterMode``
+    registered once; None without the extension."""
     ops = native()
     if ops is None:
         return None
-    op = ops.mixed_depthwise_conv2d
+    def group_shapes(channels: Sequence[int], kernel_sizes: Sequence[int]) -> list[tuple]:
+        return [(c, 1, k, k) for c, k in zip(channels, kernel_sizes, strict=True)]
+
     torch.library.register_fake("leanconv::mixed_depthwise_conv2d")(
         lambda x, weights, bias: torch.empty_like(x))
-    register_flop_formula(op)(
+    torch.library.register_fake("leanconv::mixed_depthwise_conv2d_weight_grad")(
+        lambda x, dy, channels, kernel_sizes: [x.new_empty(shape) for shape in
+                                               group_shapes(channels, kernel_sizes)])
+    register_flop_formula(ops.mixed_depthwise_conv2d)(
         lambda x_shape, weight_shapes, bias_shape, out_shape=None, **kwargs:
         2 * mixed_depthwise_macs(x_shape, weight_shapes))
-    return op
+    register_flop_formula(ops.mixed_depthwise_conv2d_weight_grad)(
+        lambda x_shape, dy_shape, channels, kernel_sizes, out_shape=None, **kwargs:
+        2 * mixed_depthwise_macs(x_shape, group_shapes(channels, kernel_sizes)))
+    return ops
+
+
+class _MixedDepthwise(torch.autograd.Function):
+    """Forward and backward in the C++ kernels. The input gradient is the same mixed depthwise
+    conv of ``dy`` with every kernel rotated by 180 degrees (stride 1, same padding); the
+    weight gradient is ``dw[c, u, v] = sum_{n,i,j} dy[n,c,i,j] x[n,c,i+u-p,j+v-p]``; the bias
+    gradient is ``dy`` summed over N, H, W. A backward that must itself be differentiable
+    (``create_graph=True``, e.g. a gradient penalty) runs the reference path's backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor | None,
+                *weights: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, bias, *weights)
+        return _registered_ops().mixed_depthwise_conv2d(x, list(weights), bias)
+
+    @staticmethod
+    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, bias, *weights = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _differentiable_backward(ctx.needs_input_grad, dy, x, bias, weights)
+        ops = _registered_ops()
+        layout = torch.contiguous_format if x.is_contiguous() else torch.channels_last
+        dy = dy.contiguous(memory_format=layout)
+        dx = dbias = None
+        if ctx.needs_input_grad[0]:
+            rotated = [w.flip(-1, -2).contiguous() for w in weights]
+            dx = ops.mixed_depthwise_conv2d(dy, rotated, None)
+        if ctx.needs_input_grad[1]:
+            dbias = dy.sum((0, 2, 3))
+        dweights: list[torch.Tensor | None] = [None] * len(weights)
+        if any(ctx.needs_input_grad[2:]):
+            dweights = ops.mixed_depthwise_conv2d_weight_grad(
+                x.contiguous(), dy.contiguous(), [w.shape[0] for w in weights],
+                [w.shape[-1] for w in weights])
+        return (dx, dbias, *dweights)
+
+
+def _differentiable_backward(needs: Sequence[bool], dy: torch.Tensor, x: torch.Tensor,
+                             bias: torch.Tensor | None, weights: Sequence[torch.Tensor]
+                             ) -> tuple[torch.Tensor | None, ...]:
+    inputs = [x, bias, *weights]
+    wanted = [t for t, need in zip(inputs, needs, strict=True) if need]
+    y = reference_mixed_depthwise_conv2d(x, weights, bias)
+    grads = iter(torch.autograd.grad(y, wanted, dy, create_graph=True))
+    return tuple(next(grads) if need else None for need in needs)
 
 
 def fits_one_pass(conv: nn.Conv2d) -> bool:
@@ -100,8 +155,6 @@ def native_applies(x: torch.Tensor, weights: Sequence[torch.Tensor],
         return False
     tensors = [x, *weights] + ([] if bias is None else [bias])
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
-        return False
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False
     if torch.is_autocast_enabled("cpu"):  # PyTorch's convs would compute in lower precision
         return False
@@ -145,6 +198,10 @@ def mixed_depthwise_conv2d(x: torch.Tensor, weights: Sequence[torch.Tensor],
     if not _in_graph_capture(x):
         _check_arguments(x, weights, bias)
     if native_applies(x, weights, bias):
-        return _registered_op()(
-            x, [w.contiguous() for w in weights], None if bias is None else bias.contiguous())
+        weights = [w.contiguous() for w in weights]
+        bias = None if bias is None else bias.contiguous()
+        if torch.is_grad_enabled() and any(t.requires_grad for t in [x, *weights, bias]
+                                           if t is not None):
+            return _MixedDepthwise.apply(x, bias, *weights)
+        return _registered_ops().mixed_depthwise_conv2d(x, weights, bias)
     return reference_mixed_depthwise_conv2d(x, weights, bias)

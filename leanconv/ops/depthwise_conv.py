@@ -3,9 +3,10 @@
 Each input channel is convolved with its own ``m = C_out / C_in`` KxK kernels
 (``groups = C_in``): ``C_in * m * K^2`` MACs per output pixel and as many parameters.
 
-Inference on an fp32 NCHW CPU tensor with stride 1, no dilation, same padding and ``m = 1``
-runs leanconv's C++ kernel (:mod:`leanconv.kernels.mixed_depthwise`, a MixConv with one
-group), faster there than PyTorch's; everything else is ``nn.Conv2d``'s own forward.
+An fp32 NCHW CPU tensor with stride 1, no dilation, same padding and ``m = 1`` runs
+leanconv's C++ kernels, forward and backward (:mod:`leanconv.kernels.mixed_depthwise`, a
+MixConv with one group), faster there than PyTorch's; everything else is ``nn.Conv2d``'s own
+forward.
 """
 
 from __future__ import annotations

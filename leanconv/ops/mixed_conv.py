@@ -6,9 +6,10 @@ outputs are concatenated (seed eq. for Y^t and Concat). Per output pixel:
 
     MACs = params = m * sum_t c_t * k_t^2        (one kernel size: a depthwise conv)
 
-In inference on fp32 CPU tensors (stride 1, no dilation, m = 1) the forward pass runs all groups
-in one pass of a C++ kernel (:mod:`leanconv.kernels.mixed_depthwise`: no split, no concat);
-training, other devices and graph capture use the split form, the seed's definition.
+On fp32 CPU tensors (stride 1, no dilation, m = 1) the forward and backward passes run all
+groups in one pass of a C++ kernel (:mod:`leanconv.kernels.mixed_depthwise`: no split, no
+concat); other devices, strided or dilated groups and graph capture use the split form, the
+seed's definition.
 
 Splits: ``'equal'`` gives every group ``C // g`` channels and the remainder to the first group
 (as the official MixNet code does); ``'exponential'`` gives group ``t`` about ``2^-(t+1)`` of

@@ -76,18 +76,63 @@ def test_empty_batch():
 
 
 @needs_native
-def test_mixconv_inference_runs_one_kernel_and_training_the_split():
+def test_mixconv_runs_one_kernel_without_split_or_concat():
     mix = MixConv2d(64, kernel_sizes=(3, 5, 7, 9)).eval()
     x = torch.randn(2, 64, 14, 14)
     with torch.no_grad():
-        fast = mix(x)
-        inference_ops = _conv_ops(lambda: mix(x))
-    slow = mix(x)  # parameters require grad: the autograd-capable split form
-    assert "aten::convolution" not in inference_ops
-    assert "aten::cat" not in inference_ops
-    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
-    slow.sum().backward()
-    assert all(conv.weight.grad is not None for conv in mix.convs)
+        ops = _conv_ops(lambda: mix(x))
+        expected = torch.cat([conv(part) for conv, part in
+                              zip(mix.convs, x.split(mix.in_splits, 1), strict=True)], 1)
+        torch.testing.assert_close(mix(x), expected, atol=1e-5, rtol=0)
+    assert "leanconv::mixed_depthwise_conv2d" in ops
+    assert "aten::convolution" not in ops and "aten::cat" not in ops
+
+
+@needs_native
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("shape,kernel_sizes", [
+    ((2, 60, 9, 7), (3, 5)), ((3, 20, 5, 33), (1, 11)), ((2, 64, 14, 14), (3, 5, 7, 9)),
+    ((2, 48, 17, 16), (9,)),
+])
+def test_gradients_match_reference(layout, shape, kernel_sizes):
+    x = torch.randn(shape)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    weights = [w.requires_grad_(True) for w in _weights(shape[1], kernel_sizes)]
+    bias = torch.randn(shape[1], requires_grad=True)
+    y = mixed_depthwise_conv2d(x, weights, bias)
+    expected = reference_mixed_depthwise_conv2d(x, weights, bias)
+    native_path = native_applies(x, weights, bias)
+    assert (type(y.grad_fn).__name__ == "_MixedDepthwiseBackward") is native_path
+    assert native_path is not (len(kernel_sizes) == 1 and layout == "channels_last")
+    dy = torch.randn_like(y)
+    grads = torch.autograd.grad(y, [x, bias, *weights], dy)
+    expected_grads = torch.autograd.grad(expected, [x, bias, *weights], dy)
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5 * want.abs().max().item(), rtol=0)
+
+
+@needs_native
+def test_only_the_needed_gradients_are_computed():
+    x = torch.randn(1, 16, 8, 8)  # a first layer: no input gradient
+    weights = [w.requires_grad_(True) for w in _weights(16, (3, 5))]
+    y = mixed_depthwise_conv2d(x, weights)
+    y.sum().backward()
+    assert x.grad is None and all(w.grad is not None for w in weights)
+
+
+@needs_native
+def test_double_backward_matches_reference():
+    # a gradient penalty: d/dw of |dL/dx|^2 needs a differentiable backward
+    x = torch.randn(1, 16, 8, 8, requires_grad=True)
+    weights = [w.requires_grad_(True) for w in _weights(16, (3, 5))]
+    penalties = []
+    for conv in (mixed_depthwise_conv2d, reference_mixed_depthwise_conv2d):
+        (dx,) = torch.autograd.grad((conv(x, weights) ** 2).sum(), [x], create_graph=True)
+        penalties.append(torch.autograd.grad((dx ** 2).sum(), weights))
+    for got, want in zip(*penalties, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-4 * want.abs().max().item(), rtol=0)
 
 
 @needs_native
@@ -120,7 +165,7 @@ def test_depthwise_conv_uses_the_kernel_where_it_measured_faster():
                                   [dw.weight])
         assert "aten::convolution" not in _conv_ops(lambda: dw(wide))
         torch.testing.assert_close(dw(wide), nn.Conv2d.forward(dw, wide), atol=1e-5, rtol=0)
-    assert not native_applies(wide, [dw.weight])  # grad enabled, weight requires grad
+    assert native_applies(wide, [dw.weight])  # training too: the kernels have a backward
 
 
 def test_reference_path_when_disabled(monkeypatch):
