@@ -65,6 +65,7 @@ def _registered_ops() -> ModuleType | None:
     ops = native()
     if ops is None:
         return None
+
     def group_shapes(channels: Sequence[int], kernel_sizes: Sequence[int]) -> list[tuple]:
         return [(c, 1, k, k) for c, k in zip(channels, kernel_sizes, strict=True)]
 
