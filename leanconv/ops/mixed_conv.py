@@ -29,11 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from leanconv.kernels.mixed_depthwise import (
-    fits_one_pass,
-    mixed_depthwise_conv2d,
-    native_applies,
-)
+from leanconv.kernels.mixed_depthwise import fits_one_pass, run_mixed_depthwise
 from leanconv.ops._validate import check_choice, check_input, check_int
 from leanconv.ops.padding import get_padding
 
@@ -135,8 +131,8 @@ class MixConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("MixConv2d", x, self.in_channels)
         one_pass = self._one_pass_arguments()
-        if one_pass is not None and native_applies(x, *one_pass):
-            return mixed_depthwise_conv2d(x, *one_pass)
+        if one_pass is not None:  # the C++ kernel where it applies, else split + conv + concat
+            return run_mixed_depthwise(x, *one_pass)
         if len(self.convs) == 1:
             return self.convs[0](x)
         return _split_apply(x, self.in_splits, self.convs)
