@@ -1,5 +1,6 @@
 """The C++ mixed depthwise kernel against its pure-PyTorch reference, and where it is used."""
 
+import importlib.util
 import shutil
 import warnings
 
@@ -16,10 +17,15 @@ from leanconv.kernels.mixed_depthwise import (
 )
 from leanconv.ops import DepthwiseConv2d, MixConv2d, split_channels
 
-HAS_COMPILER = shutil.which("c++") is not None and shutil.which("ninja") is not None
-needs_native = pytest.mark.skipif(
-    not HAS_COMPILER, reason="no C++ compiler or ninja on PATH: the kernel cannot be built "
-                             "(leanconv then runs the reference path, tested elsewhere)")
+HAS_NINJA = shutil.which("ninja") is not None or importlib.util.find_spec("ninja") is not None
+if build.native_disabled():
+    NO_NATIVE = f"{build.ENV_SWITCH}=0 disables the C++ kernels"
+elif shutil.which("c++") is None or not HAS_NINJA:
+    NO_NATIVE = ("no C++ compiler or ninja: the kernels cannot be built (leanconv then runs "
+                 "the reference path, which the rest of the suite tests)")
+else:
+    NO_NATIVE = ""
+needs_native = pytest.mark.skipif(bool(NO_NATIVE), reason=NO_NATIVE)
 
 
 def _weights(channels, kernel_sizes):
