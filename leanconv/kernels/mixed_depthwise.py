@@ -198,15 +198,16 @@ def mixed_depthwise_conv2d(x: torch.Tensor, weights: Sequence[torch.Tensor],
     """
     if not _in_graph_capture(x):
         _check_arguments(x, weights, bias)
-    return run_mixed_depthwise(x, weights, bias)
+    if native_applies(x, weights, bias):
+        return native_mixed_depthwise_conv2d(x, weights, bias)
+    return reference_mixed_depthwise_conv2d(x, weights, bias)
 
 
-def run_mixed_depthwise(x: torch.Tensor, weights: Sequence[torch.Tensor],
-                        bias: torch.Tensor | None = None) -> torch.Tensor:
-    """:func:`mixed_depthwise_conv2d` without the argument checks, for callers whose weights
-    are valid by construction (``MixConv2d``, ``DepthwiseConv2d``) and whose input is checked."""
-    if not native_applies(x, weights, bias):
-        return reference_mixed_depthwise_conv2d(x, weights, bias)
+def native_mixed_depthwise_conv2d(x: torch.Tensor, weights: Sequence[torch.Tensor],
+                                  bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The C++ kernel itself (with its backward when autograd needs one), for callers that
+    checked :func:`native_applies` and whose arguments are valid by construction
+    (``MixConv2d``, ``DepthwiseConv2d``)."""
     weights = [w.contiguous() for w in weights]
     bias = None if bias is None else bias.contiguous()
     if torch.is_grad_enabled() and any(t.requires_grad for t in [x, *weights, bias]

@@ -14,7 +14,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from leanconv.kernels.mixed_depthwise import fits_one_pass, run_mixed_depthwise
+from leanconv.kernels.mixed_depthwise import (
+    fits_one_pass,
+    native_applies,
+    native_mixed_depthwise_conv2d,
+)
 from leanconv.ops._validate import check_conv_args, check_input
 from leanconv.ops.padding import resolve_padding
 
@@ -53,6 +57,6 @@ class DepthwiseConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("DepthwiseConv2d", x, self.in_channels)
-        if fits_one_pass(self):  # the C++ kernel where it applies, else F.conv2d
-            return run_mixed_depthwise(x, [self.weight], self.bias)
+        if fits_one_pass(self) and native_applies(x, [self.weight]):
+            return native_mixed_depthwise_conv2d(x, [self.weight], self.bias)
         return super().forward(x)

@@ -29,7 +29,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from leanconv.kernels.mixed_depthwise import fits_one_pass, run_mixed_depthwise
+from leanconv.kernels.mixed_depthwise import (
+    fits_one_pass,
+    native_applies,
+    native_mixed_depthwise_conv2d,
+)
 from leanconv.ops._validate import check_choice, check_input, check_int
 from leanconv.ops.padding import get_padding
 
@@ -130,24 +134,29 @@ class MixConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("MixConv2d", x, self.in_channels)
-        one_pass = self._one_pass_arguments()
-        if one_pass is not None:  # the C++ kernel where it applies, else split + conv + concat
-            return run_mixed_depthwise(x, *one_pass)
+        weights = self._one_pass_weights()
+        if weights is not None and native_applies(x, weights):
+            return native_mixed_depthwise_conv2d(x, weights, self._one_pass_bias())
         if len(self.convs) == 1:
             return self.convs[0](x)
         return _split_apply(x, self.in_splits, self.convs)
 
-    def _one_pass_arguments(self) -> tuple[list[torch.Tensor], torch.Tensor | None] | None:
-        """Weights and bias for the one-pass kernel (:mod:`leanconv.kernels.mixed_depthwise`),
-        or None when a group is not a stride-1, undilated, same-padded depthwise conv."""
-        if not all(fits_one_pass(conv) for conv in self.convs):
-            return None
+    def _one_pass_weights(self) -> list[torch.Tensor] | None:
+        """The groups' weights for the one-pass kernel (:mod:`leanconv.kernels.mixed_depthwise`),
+        or None when a group is not a stride-1, undilated, same-padded depthwise conv or has
+        hooks of its own (the kernel does not call the group convs, so their hooks would not
+        run: pruning masks, observers)."""
+        for conv in self.convs:
+            if not fits_one_pass(conv) or conv._forward_hooks or conv._forward_pre_hooks:
+                return None
+        return [conv.weight for conv in self.convs]
+
+    def _one_pass_bias(self) -> torch.Tensor | None:
         biases = [conv.bias for conv in self.convs]
         if all(b is None for b in biases):
-            return [conv.weight for conv in self.convs], None
-        bias = torch.cat([conv.weight.new_zeros(conv.out_channels) if b is None else b
+            return None
+        return torch.cat([conv.weight.new_zeros(conv.out_channels) if b is None else b
                           for conv, b in zip(self.convs, biases, strict=True)])
-        return [conv.weight for conv in self.convs], bias
 
     def extra_repr(self) -> str:
         return f"splits={self.in_splits}, kernel_sizes={self.kernel_sizes}"

@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from leanconv.kernels import build
 from leanconv.kernels.mixed_depthwise import (
@@ -253,3 +254,18 @@ def test_groups_with_the_same_kernel_size_share_channel_blocks():
         out = build.native().mixed_depthwise_conv2d(x, weights, None)
     torch.testing.assert_close(out, reference_mixed_depthwise_conv2d(x, weights), atol=1e-5,
                                rtol=0)
+
+
+def test_group_hooks_keep_the_split_form():
+    # pruning recomputes a group's weight in a forward pre-hook; the one-pass kernel does not
+    # call the group convs, so MixConv must keep the split form for them to run
+    mix = MixConv2d(16, kernel_sizes=(3, 5)).eval()
+    prune.l1_unstructured(mix.convs[0], "weight", amount=0.5)
+    x = torch.randn(1, 16, 10, 10)
+    with torch.no_grad():
+        assert mix._one_pass_weights() is None
+        out = mix(x)
+        masked = mix.convs[0].weight_orig * mix.convs[0].weight_mask
+        expected = torch.cat([nn.functional.conv2d(x[:, :8], masked, padding=1, groups=8),
+                              mix.convs[1](x[:, 8:])], 1)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
