@@ -25,20 +25,16 @@ from leanconv.ops.deform_conv import DeformConv2d
 from leanconv.ops.dwsep_conv import DepthwiseSeparableConv2d
 from leanconv.ops.group_conv import GroupConv2d
 from leanconv.ops.het_conv import HetConv2d
+from leanconv.registry import Registry
 
 InheritRule = Callable[[nn.Module, nn.Conv2d], str]
-INHERIT_RULES: dict[type[nn.Module], InheritRule] = {}
+INHERIT_RULES: Registry[InheritRule] = Registry("weight inheritance rule")
 
 
 def register_inherit_rule(*types: type[nn.Module]) -> Callable[[InheritRule], InheritRule]:
-    """Decorator: ``rule(new_module, dense_conv) -> description`` for modules of ``types``."""
-
-    def register(rule: InheritRule) -> InheritRule:
-        for kind in types:
-            INHERIT_RULES[kind] = rule
-        return rule
-
-    return register
+    """Decorator: ``rule(new_module, dense_conv) -> description`` for modules of ``types``
+    (and their subclasses without a rule of their own)."""
+    return INHERIT_RULES.register(*types)
 
 
 def _copy_bias(target: nn.Parameter | None, dense: nn.Conv2d) -> None:
@@ -48,11 +44,10 @@ def _copy_bias(target: nn.Parameter | None, dense: nn.Conv2d) -> None:
 
 @torch.no_grad()
 def inherit_weights(new: nn.Module, dense: nn.Conv2d) -> str:
-    """Initialise ``new`` from ``dense`` by the first matching rule; ``'fresh'`` if none."""
-    for kind in type(new).__mro__:
-        if kind in INHERIT_RULES:
-            return INHERIT_RULES[kind](new, dense)
-    return "fresh"
+    """Initialise ``new`` from ``dense`` by the rule of its class (or nearest registered base
+    class); ``'fresh'`` if none."""
+    rule = INHERIT_RULES.for_type(new)
+    return "fresh" if rule is None else rule(new, dense)
 
 
 @register_inherit_rule(nn.Conv2d)

@@ -31,9 +31,10 @@ def key_name(key: object) -> str:
 
 
 def _origin(value: object) -> str:
-    """``file:line`` of a registered function, else of the first caller outside this file."""
+    """``file:line`` of a registered function (not one a factory made: several share that
+    line), else of the first caller outside this file."""
     code = getattr(value, "__code__", None)
-    if code is not None:
+    if code is not None and getattr(value, "__closure__", None) is None:
         return f"{_short(code.co_filename)}:{code.co_firstlineno}"
     frame = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename == __file__:
@@ -61,10 +62,13 @@ class Registry(Generic[V]):
         self._entries: dict[Hashable, V] = {}
         self._origins: dict[Hashable, str] = {}
 
-    def add(self, key: object, value: V) -> V:
-        """Store ``value`` under ``key``; ``ValueError`` if ``key`` is already there."""
+    def add(self, key: object, value: V, *, origin: object = None) -> V:
+        """Store ``value`` under ``key``; ``ValueError`` if ``key`` is already there.
+
+        ``origin``: the function whose definition is the registration's place in messages
+        (default: ``value`` itself if it is a function, else the calling line)."""
         stored = self._normalize(key)
-        origin = _origin(value)
+        origin = _origin(value if origin is None else origin)
         if stored in self._entries:
             raise ValueError(f"{self.what} {key_name(stored)!r} is registered twice: at "
                              f"{self._origins[stored]} and at {origin}")
@@ -83,6 +87,13 @@ class Registry(Generic[V]):
             return value
 
         return decorate
+
+    def remove(self, key: object) -> V:
+        """Take ``key``'s entry out (e.g. a rule registered for one test) and return it."""
+        value = self.get(key)
+        stored = self._normalize(key)
+        del self._entries[stored], self._origins[stored]
+        return value
 
     def get(self, key: object) -> V:
         """The entry of ``key``; ``ValueError`` with close matches when there is none."""

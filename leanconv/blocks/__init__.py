@@ -1,5 +1,6 @@
-"""Blocks the seeds describe, each taking its spatial conv as an argument (a spec string of
-:func:`leanconv.create_conv` or a factory), so any operator can be plugged in."""
+"""The blocks of the efficient-network papers (the README maps them to the papers), each
+taking its spatial conv as an argument (a spec string of :func:`leanconv.create_conv` or a
+factory), so any operator can be plugged in."""
 
 from leanconv.blocks.conv_norm_act import ConvNormAct
 from leanconv.blocks.inception import InceptionBlock

@@ -1,4 +1,6 @@
-"""Inception block (GoogLeNet; seed 004_*.txt, section 3 and the 1x1 bottlenecks of section 4).
+"""Inception block (GoogLeNet), with 1x1 bottlenecks before the large kernels.
+
+C. Szegedy et al., "Going Deeper with Convolutions", CVPR 2015, arXiv:1409.4842.
 
 Four parallel branches on the same input, concatenated on channels:
 1x1 | 1x1 reduce -> 3x3 | 1x1 reduce -> 5x5 | 3x3 max-pool -> 1x1 projection.
@@ -29,6 +31,7 @@ class InceptionBlock(nn.Module):
         ch5x5red: int,
         ch5x5: int,
         pool_proj: int,
+        *,
         conv: ConvSpec = "standard",
         norm_layer: NormLayer | None = nn.BatchNorm2d,
         act_layer: ActLayer = nn.ReLU,

@@ -1,4 +1,7 @@
-"""Inverted residual with linear bottleneck (MobileNetV2; seed 002_*.txt).
+"""Inverted residual with linear bottleneck.
+
+M. Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018,
+arXiv:1801.04381.
 
 1x1 expansion (``t * C_in`` channels, skipped for t = 1) -> KxK depthwise (the pluggable
 ``dw_conv``: ``'depthwise'``, or ``'mixconv:k=3.5.7'`` for MixNet) -> optional SE -> 1x1
@@ -24,9 +27,11 @@ def _pointwise(groups: int) -> ConvSpec:
     if groups == 1:
         return "standard"
 
-    def build(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1
+    def build(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+              padding: int | None = None, dilation: int = 1, *, bias: bool = False
               ) -> nn.Module:
-        return MixedGroupConv(in_channels, out_channels, (kernel_size,) * groups, stride=stride)
+        return MixedGroupConv(in_channels, out_channels, (kernel_size,) * groups, stride,
+                              padding, dilation, bias=bias)
 
     return build
 
@@ -40,6 +45,7 @@ class InvertedResidual(nn.Module):
         in_channels: int,
         out_channels: int,
         stride: int = 1,
+        *,
         expand_ratio: float = 6,
         kernel_size: int = 3,
         dw_conv: ConvSpec = "depthwise",
@@ -65,17 +71,19 @@ class InvertedResidual(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         mid = round(in_channels * expand_ratio)
         self.expand = (
-            ConvNormAct(in_channels, mid, 1, 1, _pointwise(expand_groups), norm_layer, act_layer)
+            ConvNormAct(in_channels, mid, 1, conv=_pointwise(expand_groups),
+                        norm_layer=norm_layer, act_layer=act_layer)
             if mid != in_channels else nn.Identity()
         )
-        self.dw = ConvNormAct(mid, mid, kernel_size, stride, dw_conv, norm_layer, act_layer)
+        self.dw = ConvNormAct(mid, mid, kernel_size, stride, conv=dw_conv,
+                              norm_layer=norm_layer, act_layer=act_layer)
         self.se = (
             SqueezeExcite(mid, rd_channels=max(1, int(in_channels * se_ratio)),
                           act_layer=act_layer)
             if se_ratio > 0 else nn.Identity()
         )
-        self.project = ConvNormAct(mid, out_channels, 1, 1, _pointwise(project_groups),
-                                   norm_layer, None)
+        self.project = ConvNormAct(mid, out_channels, 1, conv=_pointwise(project_groups),
+                                   norm_layer=norm_layer, act_layer=None)
         self.use_residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

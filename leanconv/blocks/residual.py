@@ -1,5 +1,7 @@
-"""ResNet residual blocks (seed 004: 1x1 bottlenecks, section 4, and skip connections,
-section 5).
+"""ResNet residual blocks: 1x1 bottlenecks and skip connections.
+
+K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image Recognition", CVPR 2016,
+arXiv:1512.03385.
 
 ``Bottleneck``: 1x1 reduce -> KxK (the pluggable spatial ``conv``, carrying the stride) ->
 1x1 expand, added to the shortcut (identity, or a strided 1x1 conv + norm when the shape
@@ -57,6 +59,7 @@ class Bottleneck(nn.Module):
         in_channels: int,
         out_channels: int,
         stride: int = 1,
+        *,
         mid_channels: int | None = None,
         kernel_size: int = 3,
         conv: ConvSpec = "standard",
@@ -73,7 +76,8 @@ class Bottleneck(nn.Module):
         check_int(owner, "mid_channels", mid)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.conv1 = ConvNormAct(in_channels, mid, 1, norm_layer=norm_layer, act_layer=act_layer)
-        self.conv2 = ConvNormAct(mid, mid, kernel_size, stride, conv, norm_layer, act_layer)
+        self.conv2 = ConvNormAct(mid, mid, kernel_size, stride, conv=conv, norm_layer=norm_layer,
+                                 act_layer=act_layer)
         self.conv3 = ConvNormAct(mid, out_channels, 1, norm_layer=norm_layer, act_layer=None)
         self.shortcut = _shortcut(owner, in_channels, out_channels, stride, norm_layer, shortcut)
         self.act = act_layer()
@@ -91,6 +95,7 @@ class BasicBlock(nn.Module):
         in_channels: int,
         out_channels: int,
         stride: int = 1,
+        *,
         kernel_size: int = 3,
         conv: ConvSpec = "standard",
         norm_layer: NormLayer | None = nn.BatchNorm2d,
@@ -103,10 +108,10 @@ class BasicBlock(nn.Module):
         check_int(owner, "out_channels", out_channels)
         check_int(owner, "stride", stride)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.conv1 = ConvNormAct(in_channels, out_channels, kernel_size, stride, conv,
-                                 norm_layer, act_layer)
-        self.conv2 = ConvNormAct(out_channels, out_channels, kernel_size, 1, conv, norm_layer,
-                                 None)
+        self.conv1 = ConvNormAct(in_channels, out_channels, kernel_size, stride, conv=conv,
+                                 norm_layer=norm_layer, act_layer=act_layer)
+        self.conv2 = ConvNormAct(out_channels, out_channels, kernel_size, conv=conv,
+                                 norm_layer=norm_layer, act_layer=None)
         self.shortcut = _shortcut(owner, in_channels, out_channels, stride, norm_layer, shortcut)
         self.act = act_layer()
 

@@ -1,4 +1,7 @@
-"""ShuffleNet units (seed 002_*.txt).
+"""ShuffleNet units.
+
+X. Zhang et al., "ShuffleNet", CVPR 2018, arXiv:1707.01083; N. Ma et al., "ShuffleNet V2:
+Practical Guidelines for Efficient CNN Architecture Design", ECCV 2018, arXiv:1807.11164.
 
 ``ShuffleUnitV1`` (ShuffleNet v1): 1x1 group conv -> channel shuffle -> 3x3 depthwise ->
 1x1 group conv; stride 1 adds the input, stride 2 concatenates a 3x3 average-pooled input
@@ -31,8 +34,9 @@ class ShuffleUnitV1(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        groups: int = 3,
         stride: int = 1,
+        *,
+        groups: int = 3,
         first_group_conv: bool = True,
         conv: ConvSpec = "depthwise",
         kernel_size: int = 3,
@@ -55,10 +59,13 @@ class ShuffleUnitV1(nn.Module):
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         mid = out_channels // 4
         first = f"group:g={groups}" if first_group_conv else "standard"
-        self.compress = ConvNormAct(in_channels, mid, 1, 1, first, norm_layer, act_layer)
+        self.compress = ConvNormAct(in_channels, mid, 1, conv=first, norm_layer=norm_layer,
+                                    act_layer=act_layer)
         self.shuffle = ChannelShuffle(groups) if first_group_conv else nn.Identity()
-        self.dw = ConvNormAct(mid, mid, kernel_size, stride, conv, norm_layer, None)
-        self.expand = ConvNormAct(mid, branch_out, 1, 1, f"group:g={groups}", norm_layer, None)
+        self.dw = ConvNormAct(mid, mid, kernel_size, stride, conv=conv, norm_layer=norm_layer,
+                              act_layer=None)
+        self.expand = ConvNormAct(mid, branch_out, 1, conv=f"group:g={groups}",
+                                  norm_layer=norm_layer, act_layer=None)
         self.act = act_layer()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +84,7 @@ class ShuffleUnitV2(nn.Module):
         in_channels: int,
         out_channels: int,
         stride: int = 1,
+        *,
         conv: ConvSpec = "depthwise",
         kernel_size: int = 3,
         norm_layer: NormLayer | None = nn.BatchNorm2d,
@@ -96,17 +104,18 @@ class ShuffleUnitV2(nn.Module):
         half = out_channels // 2
         if stride == 2:
             self.branch1: nn.Module = nn.Sequential(
-                ConvNormAct(in_channels, in_channels, kernel_size, stride, conv, norm_layer,
-                            None),
-                ConvNormAct(in_channels, half, 1, 1, "standard", norm_layer, act_layer),
+                ConvNormAct(in_channels, in_channels, kernel_size, stride, conv=conv,
+                            norm_layer=norm_layer, act_layer=None),
+                ConvNormAct(in_channels, half, 1, norm_layer=norm_layer, act_layer=act_layer),
             )
         else:
             self.branch1 = nn.Identity()
         self.branch2 = nn.Sequential(
-            ConvNormAct(in_channels if stride == 2 else half, half, 1, 1, "standard", norm_layer,
-                        act_layer),
-            ConvNormAct(half, half, kernel_size, stride, conv, norm_layer, None),
-            ConvNormAct(half, half, 1, 1, "standard", norm_layer, act_layer),
+            ConvNormAct(in_channels if stride == 2 else half, half, 1, norm_layer=norm_layer,
+                        act_layer=act_layer),
+            ConvNormAct(half, half, kernel_size, stride, conv=conv, norm_layer=norm_layer,
+                        act_layer=None),
+            ConvNormAct(half, half, 1, norm_layer=norm_layer, act_layer=act_layer),
         )
         self.shuffle = ChannelShuffle(2)
 

@@ -1,4 +1,7 @@
-"""ShuffleNet V2's practical guidelines as measurable indicators (seed 002).
+"""ShuffleNet V2's practical guidelines as measurable indicators.
+
+N. Ma, X. Zhang, H.-T. Zheng, J. Sun, "ShuffleNet V2: Practical Guidelines for Efficient CNN
+Architecture Design", ECCV 2018, arXiv:1807.11164.
 
 * G1, equal channel width minimises memory access: for each 1x1 conv with ``c1`` inputs,
   ``c2`` outputs on ``h x w``, ``MAC = hw(c1 + c2) + c1 c2`` against its lower bound at the

@@ -1,5 +1,7 @@
-"""Per-operator cost formulas, keyed by aten (or custom) op name: the registry the profiler
-uses to price every op it sees at the dispatch level. Adding an op means adding one entry.
+"""Per-operator cost formulas, keyed by the op (``torch.ops.aten.convolution``, or its name
+``"aten.convolution"``, checked against ``torch.ops`` when registered, so a misspelt name fails
+at import instead of never matching): the registry the profiler uses to price every op it sees
+at the dispatch level. Adding an op means adding one entry.
 
 Conventions (what leanconv counts, in one place):
 
@@ -25,9 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torchvision  # noqa: F401 (registers torch.ops.torchvision, priced below)
+from torch._ops import OpOverload, OpOverloadPacket
 from torch.utils._pytree import tree_flatten
 
 from leanconv.kernels.mixed_depthwise import mixed_depthwise_macs
+from leanconv.registry import Registry
 
 
 @dataclass
@@ -41,9 +46,27 @@ class OpCost:
 
 CostFormula = Callable[[tuple[Any, ...], dict[str, Any], Any], OpCost]
 
-OP_COSTS: dict[str, CostFormula] = {}
-VIEW_OPS: set[str] = set()
-ALLOCATION_OPS: set[str] = set()
+
+def op_key(op: object) -> OpOverloadPacket:
+    """The op packet that ``op`` names: ``"aten.add"``, ``torch.ops.aten.add`` and
+    ``torch.ops.aten.add.Tensor`` all give ``torch.ops.aten.add``; ValueError for a name that
+    is not a registered op."""
+    if isinstance(op, OpOverload):
+        return op.overloadpacket
+    if isinstance(op, OpOverloadPacket):
+        return op
+    namespace, _, name = op.partition(".") if isinstance(op, str) else ("", "", "")
+    try:
+        packet = getattr(getattr(torch.ops, namespace), name)
+    except (AttributeError, RuntimeError):
+        packet = None
+    if not isinstance(packet, OpOverloadPacket):
+        raise ValueError(f"op {op!r} is not a registered torch op; expected 'namespace.name' "
+                         f"such as 'aten.convolution' or an op like torch.ops.aten.convolution")
+    return packet
+
+
+OP_COSTS: Registry[CostFormula] = Registry("op cost formula", normalize=op_key)
 
 
 def tensors(tree: Any) -> list[torch.Tensor]:
@@ -51,15 +74,9 @@ def tensors(tree: Any) -> list[torch.Tensor]:
     return [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
 
 
-def register_op_cost(*names: str) -> Callable[[CostFormula], CostFormula]:
-    """Decorator: ``formula(args, kwargs, out) -> OpCost`` for the ops ``names``."""
-
-    def register(formula: CostFormula) -> CostFormula:
-        for name in names:
-            OP_COSTS[name] = formula
-        return formula
-
-    return register
+def register_op_cost(*ops: str | OpOverloadPacket) -> Callable[[CostFormula], CostFormula]:
+    """Decorator: ``formula(args, kwargs, out) -> OpCost`` for ``ops`` (ops or their names)."""
+    return OP_COSTS.register(*ops)
 
 
 def _numel(x: Any) -> int:
@@ -135,26 +152,27 @@ for _name in ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "relu"
               "hardswish_", "hardsigmoid", "hardsigmoid_", "gelu", "tanh", "tanh_", "clamp",
               "clamp_", "clamp_min", "neg", "exp", "rsub", "where", "leaky_relu", "leaky_relu_",
               "elu", "elu_", "threshold", "maximum", "minimum", "addcmul", "addcdiv"):
-    OP_COSTS[f"aten.{_name}"] = _elementwise(1)
+    OP_COSTS.add(f"aten.{_name}", _elementwise(1))
 for _name in ("native_batch_norm", "_native_batch_norm_legit",
               "_native_batch_norm_legit_no_training", "native_layer_norm", "native_group_norm"):
-    OP_COSTS[f"aten.{_name}"] = _elementwise(2)
+    OP_COSTS.add(f"aten.{_name}", _elementwise(2))
 for _name in ("mean", "sum", "amax", "avg_pool2d", "_adaptive_avg_pool2d", "max_pool2d",
               "max_pool2d_with_indices", "adaptive_max_pool2d", "softmax", "_softmax",
               "_log_softmax", "log_softmax"):
-    OP_COSTS[f"aten.{_name}"] = _reduction
+    OP_COSTS.add(f"aten.{_name}", _reduction)
 for _name in ("clone", "copy_", "_to_copy", "cat", "stack", "index_select", "index_copy",
               "index_copy_", "index_put", "index_put_", "constant_pad_nd", "channel_shuffle",
               "native_channel_shuffle", "zeros", "zeros_like", "new_zeros", "ones", "ones_like",
               "new_ones", "full", "fill_", "zero_", "gather", "scatter", "masked_fill",
               "bernoulli_", "native_dropout", "_unsafe_index", "contiguous", "randn", "rand",
               "randn_like", "rand_like", "arange"):
-    OP_COSTS[f"aten.{_name}"] = _data_movement
-VIEW_OPS.update(f"aten.{name}" for name in (
+    OP_COSTS.add(f"aten.{_name}", _data_movement)
+# ops that cost nothing: views move no data, allocations touch none
+VIEW_OPS = frozenset(op_key(f"aten.{name}") for name in (
     "view", "_unsafe_view", "reshape", "transpose", "t", "permute", "slice", "select", "narrow",
     "split", "split_with_sizes", "chunk", "unbind", "expand", "squeeze", "unsqueeze",
     "as_strided", "alias", "detach", "unflatten", "flatten", "_reshape_alias", "view_as",
     "lift_fresh", "diagonal", "movedim", "numpy_T", "unfold"))
-ALLOCATION_OPS.update(f"aten.{name}" for name in (
+ALLOCATION_OPS = frozenset(op_key(f"aten.{name}") for name in (
     "empty", "empty_like", "new_empty", "empty_strided", "new_empty_strided", "scalar_tensor",
     "_local_scalar_dense"))

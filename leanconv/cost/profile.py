@@ -75,19 +75,19 @@ class _CostMode(TorchDispatchMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        name = str(func.overloadpacket)
-        if not self.stack or name in VIEW_OPS or name in ALLOCATION_OPS:
+        packet = func.overloadpacket
+        if not self.stack or packet in VIEW_OPS or packet in ALLOCATION_OPS:
             return out
-        formula = OP_COSTS.get(name)
+        formula = OP_COSTS.find(packet)
         cost = formula(args, kwargs, out) if formula else OpCost()
         moved = tensors((args, kwargs)) + tensors(out)
         access = sum(t.numel() for t in moved)
         access_bytes = sum(t.numel() * t.element_size() for t in moved)
-        unknown = None if formula else name
+        unknown = None if formula else str(packet)
         for module in self.stack:
             self.capture.subtree[module].add(cost, access, access_bytes, unknown)
         self.capture.own[self.stack[-1]].add(cost, access, access_bytes, unknown)
-        if name == "aten.convolution" and not args[6]:
+        if packet is torch.ops.aten.convolution and not args[6]:
             self._record_conv(args, out)
         return out
 

@@ -23,26 +23,21 @@ from leanconv.ops.deform_conv import DeformConv2d
 from leanconv.ops.group_conv import GroupConv2d
 from leanconv.ops.het_conv import HetConv2d
 from leanconv.ops.mixed_conv import MixConv2d, MixedGroupConv
+from leanconv.registry import Registry
 
 FoldRule = Callable[[nn.Module, nn.BatchNorm2d | None], nn.Module]
-FOLD_RULES: dict[type[nn.Module], FoldRule] = {}
+FOLD_RULES: Registry[FoldRule] = Registry("BatchNorm fold rule")
 
 
 def register_fold_rule(*types: type[nn.Module]) -> Callable[[FoldRule], FoldRule]:
     """Decorator: ``rule`` folds a following BatchNorm into modules of ``types``."""
-
-    def register(rule: FoldRule) -> FoldRule:
-        for kind in types:
-            FOLD_RULES[kind] = rule
-        return rule
-
-    return register
+    return FOLD_RULES.register(*types)
 
 
 def fold_rule(module: nn.Module) -> FoldRule | None:
     """The rule of ``module``'s class or its nearest registered base class (a subclass of
     ``nn.Conv2d`` such as timm's ``Conv2dSame`` still computes ``conv(x; W) + b``)."""
-    return next((FOLD_RULES[c] for c in type(module).__mro__ if c in FOLD_RULES), None)
+    return FOLD_RULES.for_type(module)
 
 
 def can_fold(bn: nn.Module) -> bool:

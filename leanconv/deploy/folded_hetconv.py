@@ -1,10 +1,10 @@
 """HetConv in inference form: the 1x1 weight stored dense (zero diagonal blocks), BN folded in.
 
 :class:`~leanconv.ops.HetConv2d` keeps the paper's parameter set (``M/P`` KxK and ``M - M/P``
-1x1 kernels per filter, seed 000) and scatters its 1x1 kernels into a dense (N, M) matrix on
-every forward. After training that matrix is a constant: :class:`FoldedHetConv2d` stores it,
-together with the per-filter BatchNorm scale and shift, and runs two kernels per call (seed
-eq. 2, FL_K + FL_1):
+1x1 kernels per filter; HetConv, CVPR 2019) and scatters its 1x1 kernels into a dense (N, M)
+matrix on every forward. After training that matrix is a constant: :class:`FoldedHetConv2d`
+stores it, together with the per-filter BatchNorm scale and shift, and runs two kernels per call
+(the HetConv paper's eq. 2, FL_K + FL_1):
 
     y  = conv2d(x, W_K, b, groups=P)               grouped KxK part, bias = folded BN shift
     y += x_centre @ W_1^T                          1x1 part, one GEMM with beta = 1

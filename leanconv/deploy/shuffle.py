@@ -1,4 +1,4 @@
-"""Folding channel shuffles into the layers that read them (ShuffleNet v1/v2, seeds 002/003).
+"""Folding channel shuffles into the layers that read them (ShuffleNet v1/v2).
 
 A shuffle is a fixed permutation ``y[:, k] = x[:, perm[k]]``: no arithmetic, but a full pass
 over memory. Where every path from it ends in a dense consumer (a ``groups=1`` conv, or a

@@ -1,9 +1,10 @@
 """A MixConv (or MixNet's grouped pointwise conv) as one convolution kernel, or fewer.
 
-MixConv (seed 001) splits the channels into groups with kernels ``k_1 < ... < k_g``, convolves
-each and concatenates: ``g`` kernel launches plus a split and a concat pass. The same output
-comes from one depthwise conv with the largest kernel, each group's kernel zero-padded to it
-(centred, so padding and alignment are unchanged). It multiplies by the zeros: MACs grow from
+MixConv (Tan & Le, BMVC 2019) splits the channels into groups with kernels
+``k_1 < ... < k_g``, convolves each and concatenates: ``g`` kernel launches plus a split and a
+concat pass. The same output comes from one depthwise conv with the largest kernel, each
+group's kernel zero-padded to it (centred, so padding and alignment are unchanged). It
+multiplies by the zeros: MACs grow from
 ``sum_t c_t k_t^2`` to ``C k_max^2``, and which one is faster depends on the shape and the
 backend, so :func:`leanconv.fold` measures per layer: the split, one kernel, and every
 merge of adjacent groups in between (:func:`merged_mixconv`). A dilated group (the paper's

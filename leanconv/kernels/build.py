@@ -72,16 +72,17 @@ def native_disabled() -> bool:
 
 @cache
 def native() -> ModuleType | None:
-    """``torch.ops.leanconv``, its ops compiled and registered on the first call (the C++
-    sources register them with ``TORCH_LIBRARY``, so that dispatch-level tools such as
-    :func:`leanconv.profile` see them); None where the build is unavailable."""
+    """``torch.ops.leanconv`` with its CPU kernels compiled and registered on the first call
+    (the ops themselves are defined in :mod:`leanconv.kernels.mixed_depthwise` at import);
+    None where the build is unavailable."""
     if native_disabled():
         return None
     from torch.utils import cpp_extension
 
     _put_ninja_on_path()
     try:
-        if not hasattr(torch.ops.leanconv, "mixed_depthwise_conv2d"):
+        if not torch._C._dispatch_has_kernel_for_dispatch_key(
+                "leanconv::mixed_depthwise_conv2d", "CPU"):
             cpp_extension.load(build_name(), [str(s) for s in SOURCES],
                                extra_cflags=list(CFLAGS), extra_ldflags=["-fopenmp"],
                                is_python_module=False, verbose=False)

@@ -429,12 +429,8 @@ std::vector<at::Tensor> mixed_depthwise_conv2d_weight_grad(const at::Tensor& x,
 
 // Dispatcher ops (torch.ops.leanconv.*), not pybind functions, so that
 // dispatch-level tools (leanconv.profile, torch's FlopCounterMode, the profiler) see them.
-TORCH_LIBRARY(leanconv, m) {
-  m.def("mixed_depthwise_conv2d(Tensor x, Tensor[] weights, Tensor? bias) -> Tensor");
-  m.def("mixed_depthwise_conv2d_weight_grad(Tensor x, Tensor dy, int[] channels, "
-        "int[] kernel_sizes) -> Tensor[]");
-}
-
+// The op schemas are defined in Python (leanconv/kernels/mixed_depthwise.py) when leanconv is
+// imported, with their shape functions and FLOP formulas; this library adds the CPU kernels.
 TORCH_LIBRARY_IMPL(leanconv, CPU, m) {
   m.impl("mixed_depthwise_conv2d", &mixed_depthwise_conv2d);
   m.impl("mixed_depthwise_conv2d_weight_grad", &mixed_depthwise_conv2d_weight_grad);

@@ -1,4 +1,5 @@
-"""Mixed depthwise convolution in one pass: MixConv (seed 001) without split and concat.
+"""Mixed depthwise convolution in one pass: MixConv (Tan & Le, BMVC 2019,
+arXiv:1907.09595) without split and concat.
 
 ``y = concat_t(depthwise_conv(x_t, w_t, k_t) + b_t)`` over channel groups ``x_t`` of sizes
 ``c_t`` (``sum c_t = C``), each with its own odd kernel size ``k_t``, stride 1, dilation 1 and
@@ -22,8 +23,6 @@ numbers are in the README's "Native kernels" section).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
-from types import ModuleType
 from typing import Any
 
 import torch
@@ -57,30 +56,29 @@ def mixed_depthwise_macs(x_shape: Sequence[int], weight_shapes: Sequence[Sequenc
     return n * h * w * sum(shape[0] * shape[-1] * shape[-2] for shape in weight_shapes)
 
 
-@cache
-def _registered_ops() -> ModuleType | None:
-    """``torch.ops.leanconv`` with the shape functions of its ops (so that fake tensors and
-    ``torch.compile`` can trace them) and their FLOPs formulas for torch's ``FlopCounterMode``
-    registered once; None without the extension."""
-    ops = native()
-    if ops is None:
-        return None
+def _group_shapes(channels: Sequence[int], kernel_sizes: Sequence[int]) -> list[tuple]:
+    return [(c, 1, k, k) for c, k in zip(channels, kernel_sizes, strict=True)]
 
-    def group_shapes(channels: Sequence[int], kernel_sizes: Sequence[int]) -> list[tuple]:
-        return [(c, 1, k, k) for c, k in zip(channels, kernel_sizes, strict=True)]
 
-    torch.library.register_fake("leanconv::mixed_depthwise_conv2d")(
-        lambda x, weights, bias: torch.empty_like(x))
-    torch.library.register_fake("leanconv::mixed_depthwise_conv2d_weight_grad")(
-        lambda x, dy, channels, kernel_sizes: [x.new_empty(shape) for shape in
-                                               group_shapes(channels, kernel_sizes)])
-    register_flop_formula(ops.mixed_depthwise_conv2d)(
-        lambda x_shape, weight_shapes, bias_shape, out_shape=None, **kwargs:
-        2 * mixed_depthwise_macs(x_shape, weight_shapes))
-    register_flop_formula(ops.mixed_depthwise_conv2d_weight_grad)(
-        lambda x_shape, dy_shape, channels, kernel_sizes, out_shape=None, **kwargs:
-        2 * mixed_depthwise_macs(x_shape, group_shapes(channels, kernel_sizes)))
-    return ops
+# The ops are defined here, when leanconv is imported; the C++ extension, compiled on first
+# use, only adds their CPU kernels. So their shape functions (fake tensors, torch.compile) and
+# FLOP formulas exist before anything runs: torch's FlopCounterMode copies its formula table
+# when it is created, and a formula registered lazily during the first forward was missed.
+LIBRARY = torch.library.Library("leanconv", "DEF")
+LIBRARY.define("mixed_depthwise_conv2d(Tensor x, Tensor[] weights, Tensor? bias) -> Tensor")
+LIBRARY.define("mixed_depthwise_conv2d_weight_grad(Tensor x, Tensor dy, int[] channels, "
+               "int[] kernel_sizes) -> Tensor[]")
+torch.library.register_fake("leanconv::mixed_depthwise_conv2d", lib=LIBRARY)(
+    lambda x, weights, bias: torch.empty_like(x))
+torch.library.register_fake("leanconv::mixed_depthwise_conv2d_weight_grad", lib=LIBRARY)(
+    lambda x, dy, channels, kernel_sizes: [x.new_empty(shape) for shape in
+                                           _group_shapes(channels, kernel_sizes)])
+register_flop_formula(torch.ops.leanconv.mixed_depthwise_conv2d)(
+    lambda x_shape, weight_shapes, bias_shape, out_shape=None, **kwargs:
+    2 * mixed_depthwise_macs(x_shape, weight_shapes))
+register_flop_formula(torch.ops.leanconv.mixed_depthwise_conv2d_weight_grad)(
+    lambda x_shape, dy_shape, channels, kernel_sizes, out_shape=None, **kwargs:
+    2 * mixed_depthwise_macs(x_shape, _group_shapes(channels, kernel_sizes)))
 
 
 class _MixedDepthwise(torch.autograd.Function):
@@ -94,14 +92,14 @@ class _MixedDepthwise(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor | None,
                 *weights: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, bias, *weights)
-        return _registered_ops().mixed_depthwise_conv2d(x, list(weights), bias)
+        return torch.ops.leanconv.mixed_depthwise_conv2d(x, list(weights), bias)
 
     @staticmethod
     def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, bias, *weights = ctx.saved_tensors
         if torch.is_grad_enabled():
             return _differentiable_backward(ctx.needs_input_grad, dy, x, bias, weights)
-        ops = _registered_ops()
+        ops = torch.ops.leanconv
         layout = torch.contiguous_format if x.is_contiguous() else torch.channels_last
         dy = dy.contiguous(memory_format=layout)
         dx = dbias = None
@@ -213,4 +211,4 @@ def native_mixed_depthwise_conv2d(x: torch.Tensor, weights: Sequence[torch.Tenso
     if torch.is_grad_enabled() and any(t.requires_grad for t in [x, *weights, bias]
                                        if t is not None):
         return _MixedDepthwise.apply(x, bias, *weights)
-    return _registered_ops().mixed_depthwise_conv2d(x, weights, bias)
+    return torch.ops.leanconv.mixed_depthwise_conv2d(x, weights, bias)

@@ -1,4 +1,7 @@
-"""MixNet-S/M/L (MixConv paper, seed 001), built from a block-definition table.
+"""MixNet-S/M/L, built from a block-definition table.
+
+M. Tan, Q. V. Le, "MixConv: Mixed Depthwise Convolutional Kernels", BMVC 2019,
+arXiv:1907.09595.
 
 Each table row is one group of identical blocks, read left to right::
 
@@ -101,15 +104,16 @@ def mixnet(table: str, stem: int, width: float = 1.0, num_classes: int = 1000,
     width = check_width("mixnet", width)
     channels = make_divisible(stem * width)
     stem_conv = (conv or "standard") if conv_stem else "standard"
-    stem_layer = ConvNormAct(in_chans, channels, 3, 1 if small_input else 2, stem_conv)
+    stem_layer = ConvNormAct(in_chans, channels, 3, 1 if small_input else 2, conv=stem_conv)
     blocks = []
     for row in parse_block_table(table):
         out = make_divisible(row.out * width)
         kernels = ".".join(map(str, row.kernel_sizes))
         for i in range(row.repeats):
             blocks.append(InvertedResidual(
-                channels, out, row.stride if i == 0 else 1, row.expand, row.kernel_sizes[0],
-                dw_conv=f"mixconv:k={kernels}", se_ratio=row.se, act_layer=ACTIVATIONS[row.act],
+                channels, out, row.stride if i == 0 else 1, expand_ratio=row.expand,
+                kernel_size=row.kernel_sizes[0], dw_conv=f"mixconv:k={kernels}", se_ratio=row.se,
+                act_layer=ACTIVATIONS[row.act],
                 expand_groups=row.expand_groups, project_groups=row.project_groups,
             ))
             channels = out
@@ -119,14 +123,14 @@ def mixnet(table: str, stem: int, width: float = 1.0, num_classes: int = 1000,
 
 
 @register_model()
-def mixnet_s(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+def mixnet_s(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
              conv_stem: bool = False, small_input: bool = False) -> LeanNet:
     """MixNet-S: 4,134,606 parameters, 239.2M MACs at 224x224."""
     return mixnet(MIXNET_S, 16, 1.0, num_classes, in_chans, conv, conv_stem, small_input)
 
 
 @register_model()
-def mixnet_m(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+def mixnet_m(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
              conv_stem: bool = False, small_input: bool = False) -> LeanNet:
     """MixNet-M: 5,014,382 parameters, 339.2M MACs at 224x224."""
     return mixnet(MIXNET_M, 24, 1.0, num_classes, in_chans, conv, conv_stem, small_input,
@@ -134,7 +138,7 @@ def mixnet_m(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None
 
 
 @register_model()
-def mixnet_l(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+def mixnet_l(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
              conv_stem: bool = False, small_input: bool = False) -> LeanNet:
     """MixNet-L (MixNet-M at width 1.3): 7,329,252 parameters, 555.3M MACs at 224x224."""
     return mixnet(MIXNET_M, 24, 1.3, num_classes, in_chans, conv, conv_stem, small_input,

@@ -1,4 +1,8 @@
-"""MobileNet v1 and v2 (seed 002).
+"""MobileNet v1 and v2.
+
+A. G. Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision
+Applications", arXiv:1704.04861, 2017; M. Sandler, A. Howard, M. Zhu, A. Zhmoginov, L.-C. Chen,
+"MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018, arXiv:1801.04381.
 
 v1: a 3x3 stem, then 13 depthwise-separable layers (3x3 depthwise -> BN-ReLU -> 1x1
 pointwise -> BN-ReLU); the width multiplier scales every layer's channels (rounded to 8), the
@@ -33,11 +37,11 @@ def mobilenet_v1(width: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
     width = check_width("mobilenet_v1", width)
     channels = make_divisible(32 * width)
     stem_conv = (conv or "standard") if conv_stem else "standard"
-    stem = ConvNormAct(in_chans, channels, 3, 1 if small_input else 2, stem_conv)
+    stem = ConvNormAct(in_chans, channels, 3, 1 if small_input else 2, conv=stem_conv)
     blocks = []
     for out, stride in V1_LAYERS:
         out = make_divisible(out * width)
-        blocks.append(nn.Sequential(ConvNormAct(channels, channels, 3, stride, dw_conv),
+        blocks.append(nn.Sequential(ConvNormAct(channels, channels, 3, stride, conv=dw_conv),
                                     ConvNormAct(channels, out, 1)))
         channels = out
     return LeanNet(stem, nn.Sequential(*blocks), ClassifierHead(channels, num_classes), in_chans)
@@ -50,14 +54,15 @@ def mobilenet_v2(width: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
     width = check_width("mobilenet_v2", width)
     channels = make_divisible(32 * width)
     stem_conv = (conv or "standard") if conv_stem else "standard"
-    stem = ConvNormAct(in_chans, channels, 3, 1 if small_input else 2, stem_conv,
+    stem = ConvNormAct(in_chans, channels, 3, 1 if small_input else 2, conv=stem_conv,
                        act_layer=nn.ReLU6)
     stages = []
     for t, c, n, s in V2_SETTINGS:
         out = make_divisible(c * width)
         blocks = []
         for i in range(n):
-            blocks.append(InvertedResidual(channels, out, s if i == 0 else 1, t, dw_conv=dw_conv))
+            blocks.append(InvertedResidual(channels, out, s if i == 0 else 1, expand_ratio=t,
+                                           dw_conv=dw_conv))
             channels = out
         stages.append(nn.Sequential(*blocks))
     last = make_divisible(1280 * max(1.0, width))
@@ -66,33 +71,49 @@ def mobilenet_v2(width: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
                    in_chans, final_conv)
 
 
-def _register_v1(name: str, width: float) -> None:
-    def build(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
-              conv_stem: bool = False, small_input: bool = False,
-              dw_conv: str = "depthwise") -> LeanNet:
-        return mobilenet_v1(width, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)
-
-    build.__name__ = name
-    build.__doc__ = f"MobileNet v1, width {width}."
-    register_model()(build)
-
-
-for _name, _width in (("mobilenet_v1_100", 1.0), ("mobilenet_v1_075", 0.75),
-                      ("mobilenet_v1_050", 0.5), ("mobilenet_v1_025", 0.25)):
-    _register_v1(_name, _width)
+@register_model()
+def mobilenet_v1_100(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                     conv_stem: bool = False, small_input: bool = False,
+                     dw_conv: str = "depthwise") -> LeanNet:
+    """MobileNet v1, width 1.0."""
+    return mobilenet_v1(1.0, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)
 
 
 @register_model()
-def mobilenet_v2_100(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+def mobilenet_v1_075(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
                      conv_stem: bool = False, small_input: bool = False,
                      dw_conv: str = "depthwise") -> LeanNet:
+    """MobileNet v1, width 0.75."""
+    return mobilenet_v1(0.75, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)
+
+
+@register_model()
+def mobilenet_v1_050(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                     conv_stem: bool = False, small_input: bool = False,
+                     dw_conv: str = "depthwise") -> LeanNet:
+    """MobileNet v1, width 0.5."""
+    return mobilenet_v1(0.5, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)
+
+
+@register_model()
+def mobilenet_v1_025(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                     conv_stem: bool = False, small_input: bool = False,
+                     dw_conv: str = "depthwise") -> LeanNet:
+    """MobileNet v1, width 0.25."""
+    return mobilenet_v1(0.25, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)
+
+
+@register_model()
+def mobilenet_v2_100(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                      conv_stem: bool = False, small_input: bool = False,
+                      dw_conv: str = "depthwise") -> LeanNet:
     """MobileNet v2 1.0: 3,504,872 parameters, 300.8M MACs at 224x224."""
     return mobilenet_v2(1.0, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)
 
 
 @register_model()
-def mobilenet_v2_140(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
-                     conv_stem: bool = False, small_input: bool = False,
-                     dw_conv: str = "depthwise") -> LeanNet:
+def mobilenet_v2_140(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                      conv_stem: bool = False, small_input: bool = False,
+                      dw_conv: str = "depthwise") -> LeanNet:
     """MobileNet v2 1.4: 6,108,776 parameters, 582.2M MACs at 224x224."""
     return mobilenet_v2(1.4, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)

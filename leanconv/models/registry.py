@@ -1,13 +1,14 @@
 """Model registry: ``create_model(name, ...)`` and ``list_models()``.
 
-A family file registers each builder with :func:`register_model`; the builder's keyword
-arguments are the model's options (``conv``, ``conv_stem``, ``small_input``, ``width``, ...).
+A family file registers each builder with the :func:`register_model` decorator; the
+function's name is the model's name (``grep "def shufflenet_v2_x1_0"`` finds it) and its
+keyword arguments are the model's options (``conv``, ``conv_stem``, ``small_input``, ...).
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,27 +17,54 @@ from torch import nn
 
 from leanconv.ops._validate import check_call, check_int
 from leanconv.ops.create_conv import parse_conv_spec
+from leanconv.registry import Registry
 
 ModelBuilder = Callable[..., nn.Module]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its builder, the input size its published cost refers to."""
+    """A registered model: its builder and what it expects by default.
+
+    ``input_size``: the square input its published cost refers to; ``in_chans`` and
+    ``num_classes``: the builder's defaults; ``small_input``: whether the builder takes
+    ``small_input=True`` (a stride-1 stem without the stem's max-pool, for 28-32 pixel
+    images).
+    """
 
     name: str
     build: ModelBuilder
-    input_size: int = 224
+    input_size: int
+    in_chans: int
+    num_classes: int
+    small_input: bool
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the default input."""
+        return self.in_chans, self.input_size, self.input_size
 
 
-_MODELS: dict[str, ModelEntry] = {}
+_MODELS: Registry[ModelEntry] = Registry("model")
 
 
-def register_model(input_size: int = 224) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Decorator registering a builder under its function name."""
+def register_model(*, input_size: int = 224) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator registering a builder under its function name: the one way to add a model.
+
+    The builder takes its options as keywords (``num_classes``, ``in_chans``, ``conv``, ...);
+    their defaults become the entry's metadata. A name registered twice is a ValueError.
+    """
+    check_int("register_model", "input_size", input_size)
 
     def register(build: ModelBuilder) -> ModelBuilder:
-        _MODELS[build.__name__] = ModelEntry(build.__name__, build, input_size)
+        parameters = inspect.signature(build).parameters
+        missing = [p for p in ("num_classes", "in_chans", "conv") if p not in parameters]
+        if missing:
+            raise ValueError(f"register_model: builder {build.__name__} lacks the keyword "
+                             f"arguments {missing} every zoo model takes")
+        _MODELS.add(build.__name__, ModelEntry(
+            build.__name__, build, input_size, parameters["in_chans"].default,
+            parameters["num_classes"].default, "small_input" in parameters), origin=build)
         return build
 
     return register
@@ -49,12 +77,10 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def model_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; ValueError listing close matches when unknown."""
-    if not isinstance(name, str) or name not in _MODELS:
-        close = difflib.get_close_matches(str(name), _MODELS, n=5, cutoff=0.5)
-        hint = f"close matches: {', '.join(close)}" if close else (
-            f"known models: {', '.join(list_models())}")
-        raise ValueError(f"create_model: unknown model {name!r}; {hint}")
-    return _MODELS[name]
+    if not isinstance(name, str):
+        raise ValueError(f"create_model: model name {name!r} is invalid; expected a string "
+                         f"such as 'resnet20_cifar' (leanconv.list_models() lists them)")
+    return _MODELS.get(name)
 
 
 def create_model(

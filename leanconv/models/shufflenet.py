@@ -1,4 +1,9 @@
-"""ShuffleNet v1 and v2 (seed 002).
+"""ShuffleNet v1 and v2.
+
+X. Zhang, X. Zhou, M. Lin, J. Sun, "ShuffleNet: An Extremely Efficient Convolutional Neural
+Network for Mobile Devices", CVPR 2018, arXiv:1707.01083; N. Ma, X. Zhang, H.-T. Zheng, J. Sun,
+"ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design", ECCV 2018,
+arXiv:1807.11164.
 
 v1: 3x3 stem (24 channels) and max-pool, three stages of 4/8/4 units of pointwise group
 convs with a channel shuffle; stage widths per group count g from the paper's Table 1
@@ -35,7 +40,7 @@ def _stem(in_chans: int, out: int, conv: str | None, conv_stem: bool,
           small_input: bool) -> nn.Sequential:
     stem_conv = (conv or "standard") if conv_stem else "standard"
     return nn.Sequential(
-        ConvNormAct(in_chans, out, 3, 1 if small_input else 2, stem_conv),
+        ConvNormAct(in_chans, out, 3, 1 if small_input else 2, conv=stem_conv),
         nn.Identity() if small_input else nn.MaxPool2d(3, 2, 1),
     )
 
@@ -55,7 +60,7 @@ def shufflenet_v1(groups: int = 3, width: float = 1.0, num_classes: int = 1000,
         out = _round_up(V1_STAGE2[groups] * 2**i * width, 4 * groups)
         units = []
         for j in range(repeats):
-            units.append(ShuffleUnitV1(channels, out, groups, 2 if j == 0 else 1,
+            units.append(ShuffleUnitV1(channels, out, 2 if j == 0 else 1, groups=groups,
                                        first_group_conv=(i, j) != (0, 0), conv=dw_conv))
             channels = out
         stages.append(nn.Sequential(*units))
@@ -84,29 +89,78 @@ def shufflenet_v2(width: float = 1.0, num_classes: int = 1000, in_chans: int = 3
                    final_conv)
 
 
-def _register_v1(groups: int) -> None:
-    def build(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
-              conv_stem: bool = False, small_input: bool = False, dw_conv: str = "depthwise",
-              width: float = 1.0) -> LeanNet:
-        return shufflenet_v1(groups, width, num_classes, in_chans, conv, conv_stem, small_input,
-                             dw_conv)
-
-    build.__name__ = f"shufflenet_v1_g{groups}"
-    build.__doc__ = f"ShuffleNet v1 with {groups} groups, 1.0x (``width=0.5`` for 0.5x)."
-    register_model()(build)
+@register_model()
+def shufflenet_v1_g1(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                     conv_stem: bool = False, small_input: bool = False,
+                     dw_conv: str = "depthwise", width: float = 1.0) -> LeanNet:
+    """ShuffleNet v1 with 1 group, 1.0x (``width=0.5`` for 0.5x)."""
+    return shufflenet_v1(1, width, num_classes, in_chans, conv, conv_stem, small_input,
+                         dw_conv)
 
 
-def _register_v2(name: str, width: float) -> None:
-    def build(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
-              conv_stem: bool = False, small_input: bool = False,
-              dw_conv: str = "depthwise") -> LeanNet:
-        return shufflenet_v2(width, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)
+@register_model()
+def shufflenet_v1_g2(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                     conv_stem: bool = False, small_input: bool = False,
+                     dw_conv: str = "depthwise", width: float = 1.0) -> LeanNet:
+    """ShuffleNet v1 with 2 groups, 1.0x (``width=0.5`` for 0.5x)."""
+    return shufflenet_v1(2, width, num_classes, in_chans, conv, conv_stem, small_input,
+                         dw_conv)
 
-    build.__name__, build.__doc__ = name, f"ShuffleNet v2 {width}x."
-    register_model()(build)
+
+@register_model()
+def shufflenet_v1_g3(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                     conv_stem: bool = False, small_input: bool = False,
+                     dw_conv: str = "depthwise", width: float = 1.0) -> LeanNet:
+    """ShuffleNet v1 with 3 groups, 1.0x (``width=0.5`` for 0.5x)."""
+    return shufflenet_v1(3, width, num_classes, in_chans, conv, conv_stem, small_input,
+                         dw_conv)
 
 
-for _groups in V1_STAGE2:
-    _register_v1(_groups)
-for _name, _width in (("x0_5", 0.5), ("x1_0", 1.0), ("x1_5", 1.5), ("x2_0", 2.0)):
-    _register_v2(f"shufflenet_v2_{_name}", _width)
+@register_model()
+def shufflenet_v1_g4(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                     conv_stem: bool = False, small_input: bool = False,
+                     dw_conv: str = "depthwise", width: float = 1.0) -> LeanNet:
+    """ShuffleNet v1 with 4 groups, 1.0x (``width=0.5`` for 0.5x)."""
+    return shufflenet_v1(4, width, num_classes, in_chans, conv, conv_stem, small_input,
+                         dw_conv)
+
+
+@register_model()
+def shufflenet_v1_g8(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                     conv_stem: bool = False, small_input: bool = False,
+                     dw_conv: str = "depthwise", width: float = 1.0) -> LeanNet:
+    """ShuffleNet v1 with 8 groups, 1.0x (``width=0.5`` for 0.5x)."""
+    return shufflenet_v1(8, width, num_classes, in_chans, conv, conv_stem, small_input,
+                         dw_conv)
+
+
+@register_model()
+def shufflenet_v2_x0_5(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                       conv_stem: bool = False, small_input: bool = False,
+                       dw_conv: str = "depthwise") -> LeanNet:
+    """ShuffleNet v2 0.5x."""
+    return shufflenet_v2(0.5, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)
+
+
+@register_model()
+def shufflenet_v2_x1_0(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                       conv_stem: bool = False, small_input: bool = False,
+                       dw_conv: str = "depthwise") -> LeanNet:
+    """ShuffleNet v2 1.0x."""
+    return shufflenet_v2(1.0, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)
+
+
+@register_model()
+def shufflenet_v2_x1_5(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                       conv_stem: bool = False, small_input: bool = False,
+                       dw_conv: str = "depthwise") -> LeanNet:
+    """ShuffleNet v2 1.5x."""
+    return shufflenet_v2(1.5, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)
+
+
+@register_model()
+def shufflenet_v2_x2_0(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+                       conv_stem: bool = False, small_input: bool = False,
+                       dw_conv: str = "depthwise") -> LeanNet:
+    """ShuffleNet v2 2.0x."""
+    return shufflenet_v2(2.0, num_classes, in_chans, conv, conv_stem, small_input, dw_conv)

@@ -1,4 +1,7 @@
-"""VGG-16 with batch norm (seed 004 section 2: stacks of 3x3 convs instead of large kernels).
+"""VGG-16 with batch norm: stacks of 3x3 convs instead of large kernels.
+
+K. Simonyan, A. Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+Recognition", ICLR 2015, arXiv:1409.1556.
 
 ``vgg16`` is torchvision's ``vgg16_bn`` (conv biases, 7x7 pooled 4096-4096 classifier).
 ``vgg16_cifar`` is the HetConv paper's CIFAR baseline: the same 13 convs, a 512-512-classes
@@ -44,12 +47,12 @@ class MLPHead(nn.Module):
 def _vgg16(in_chans: int, conv: str | None, conv_stem: bool, bias: bool, ceil_pool: bool,
            head: nn.Module) -> LeanNet:
     spatial = conv or "standard"
-    stem = ConvNormAct(in_chans, 64, 3, 1, spatial if conv_stem else "standard", bias=bias)
+    stem = ConvNormAct(in_chans, 64, 3, 1, conv=spatial if conv_stem else "standard", bias=bias)
     stages, width = [], 64
     for i, widths in enumerate(VGG16_STAGES):
         layers: list[nn.Module] = []
         for out in widths[1:] if i == 0 else widths:
-            layers.append(ConvNormAct(width, out, 3, 1, spatial, bias=bias))
+            layers.append(ConvNormAct(width, out, 3, 1, conv=spatial, bias=bias))
             width = out
         layers.append(nn.MaxPool2d(2, 2, ceil_mode=ceil_pool))
         stages.append(nn.Sequential(*layers))
@@ -57,7 +60,7 @@ def _vgg16(in_chans: int, conv: str | None, conv_stem: bool, bias: bool, ceil_po
 
 
 @register_model()
-def vgg16(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
+def vgg16(*, num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
           conv_stem: bool = False, small_input: bool = False) -> LeanNet:
     """VGG-16-BN: 138,365,992 parameters, 15.47G MACs at 224x224."""
     head = MLPHead(512, 4096, 2, num_classes, pool_size=7, dropout=0.5)
@@ -65,7 +68,7 @@ def vgg16(num_classes: int = 1000, in_chans: int = 3, conv: str | None = None,
 
 
 @register_model(input_size=32)
-def vgg16_cifar(num_classes: int = 10, in_chans: int = 3, conv: str | None = None,
+def vgg16_cifar(*, num_classes: int = 10, in_chans: int = 3, conv: str | None = None,
                 conv_stem: bool = False) -> LeanNet:
     """CIFAR VGG-16-BN (HetConv paper baseline): 313.7M MACs at 32x32."""
     head = MLPHead(512, 512, 1, num_classes, pool_size=1, dropout=0.5)

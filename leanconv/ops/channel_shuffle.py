@@ -1,4 +1,7 @@
-"""Channel shuffle (ShuffleNet v1, seed 002; also seed 004 section 7).
+"""Channel shuffle.
+
+X. Zhang, X. Zhou, M. Lin, J. Sun, "ShuffleNet: An Extremely Efficient Convolutional Neural
+Network for Mobile Devices", CVPR 2018, arXiv:1707.01083.
 
 With ``g`` groups of ``n = C / g`` channels, the shuffle reshapes the channel axis to
 ``(g, n)``, transposes it to ``(n, g)`` and flattens it back: output channel ``j * g + i`` is
@@ -37,7 +40,7 @@ def channel_shuffle(x: torch.Tensor, groups: int, *, inverse: bool = False) -> t
 
 
 class ChannelShuffle(nn.Module):
-    """ShuffleNet channel shuffle with ``groups`` groups (seed 002, ShuffleNet v1).
+    """ShuffleNet channel shuffle with ``groups`` groups.
 
     Output channel ``j * g + i`` = input channel ``i * (C / g) + j``. ``inverse=True`` applies
     the inverse permutation. 0 parameters, 0 FLOPs.

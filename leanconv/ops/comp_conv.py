@@ -1,6 +1,9 @@
-"""CompConv: compact convolution by divide-and-conquer on channels (CVPRW 2021; seed 003_*.txt).
+"""CompConv: compact convolution by divide-and-conquer on channels.
 
-Structure for recursion depth ``d`` (seed eq. 3-5 and its Figure 2), with
+C. Zhang, Y. Xu, Y. Shen, "CompConv: A Compact Convolution Module for Efficient Feature
+Learning", CVPR Workshops 2021, arXiv:2106.10486.
+
+Structure for recursion depth ``d`` (the paper's eq. 3-5 and Figure 2), with
 ``C_prim = ceil(C_out / (2 * (2^d - 1)))``:
 
 * ``X_B0 = W_B0 * X``: a KxK conv from all ``C_in`` input channels to ``C_prim`` channels
@@ -20,17 +23,18 @@ Structure for recursion depth ``d`` (seed eq. 3-5 and its Figure 2), with
   ``X_A1 = X[:, :2C_prim]``, ``X_A2 = X[:, 2C_prim:6C_prim]``, ...; the shuffle at the end
   means stacked CompConvs copy different channels of the original features.
 * output: all units ``(X_Ai (+) X_Bi)`` concatenated (``2 * (2^d - 1) * C_prim - e = C_out``
-  channels, seed 2.3 "integrate all intermediate results"), then a channel shuffle with
-  ``gcd(C_out, 2^d)`` groups.
+  channels, the paper's section 2.3: "integrate all intermediate results"), then a channel
+  shuffle with ``gcd(C_out, 2^d)`` groups.
 
 Stride: only ``X_B0`` is strided; every later conv runs at the output resolution, and the
 identity copies are taken at the centre taps of the strided output grid (the pixels a strided
 1x1 identity would read: subsampling, no averaging), so copies stay exact identities.
 
-Adaptive depth (seed eq. 6): ``d = min(floor(log2(max(1, C_in / C0))) + 1, 3)``, lowered
+Adaptive depth (the paper's eq. 6): ``d = min(floor(log2(max(1, C_in / C0))) + 1, 3)``, lowered
 to the largest depth the channel counts allow; ``depth=0`` is a standard conv.
 
-MACs per output pixel (:meth:`CompConv2d.macs_per_pixel`, seed eq. 7 with this tail)::
+MACs per output pixel (:meth:`CompConv2d.macs_per_pixel`, the paper's eq. 7 with this
+tail)::
 
     K^2 * (C_in * C_prim + t + sum_{i=1}^{d-1} u_i * 2^i * C_prim)
     t = max(1, C_prim - e) tailing channels,  u_1 = C_prim + t,  u_i = 2^i * C_prim (i >= 2)
@@ -108,7 +112,7 @@ class CompConvPlan:
 
 
 def adaptive_depth(in_channels: int, c0: int) -> int:
-    """Seed eq. 6: ``min(floor(log2(max(1, C_in / C0))) + 1, 3)``."""
+    """The paper's eq. 6: ``min(floor(log2(max(1, C_in / C0))) + 1, 3)``."""
     return min(math.floor(math.log2(max(1.0, in_channels / c0))) + 1, MAX_ADAPTIVE_DEPTH)
 
 
@@ -121,11 +125,12 @@ class CompConv2d(nn.Module):
         out_channels: int,
         kernel_size: int = 3,
         stride: int = 1,
-        c0: int = 128,
-        depth: int | None = None,
         padding: int | None = None,
         dilation: int = 1,
+        *,
         bias: bool = False,
+        c0: int = 128,
+        depth: int | None = None,
     ) -> None:
         super().__init__()
         owner = "CompConv2d"

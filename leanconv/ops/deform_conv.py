@@ -1,4 +1,8 @@
-"""Deformable convolution (DCN; seed 004_*.txt, section 10).
+"""Deformable convolution.
+
+J. Dai et al., "Deformable Convolutional Networks", ICCV 2017, arXiv:1703.06211; modulation:
+X. Zhu, H. Hu, S. Lin, J. Dai, "Deformable ConvNets v2: More Deformable, Better Results",
+CVPR 2019, arXiv:1811.11168.
 
 ``y(p) = sum_k w_k * x(p + p_k + dp_k)`` (``* m_k`` when modulated, DCNv2), where the
 offsets ``dp`` (and masks ``m``) are predicted by a plain KxK conv on the input with the
@@ -38,6 +42,7 @@ class DeformConv2d(nn.Module):
         stride: int = 1,
         padding: int | None = None,
         dilation: int = 1,
+        *,
         bias: bool = False,
         offset_groups: int = 1,
         modulated: bool = False,

@@ -1,4 +1,7 @@
-"""Depthwise convolution (seed 004 section 6, Xception; seed 002, MobileNet v1).
+"""Depthwise convolution.
+
+F. Chollet, "Xception: Deep Learning with Depthwise Separable Convolutions", CVPR 2017,
+arXiv:1610.02357; A. G. Howard et al., "MobileNets", arXiv:1704.04861, 2017.
 
 Each input channel is convolved with its own ``m = C_out / C_in`` KxK kernels
 (``groups = C_in``): ``C_in * m * K^2`` MACs per output pixel and as many parameters.
@@ -38,6 +41,7 @@ class DepthwiseConv2d(nn.Conv2d):
         stride: int = 1,
         padding: int | None = None,
         dilation: int = 1,
+        *,
         bias: bool = False,
     ) -> None:
         owner = "DepthwiseConv2d"

@@ -1,4 +1,8 @@
-"""Depthwise-separable convolution (seed 002, MobileNet v1; seed 004 section 6).
+"""Depthwise-separable convolution.
+
+A. G. Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision
+Applications", arXiv:1704.04861, 2017; F. Chollet, "Xception: Deep Learning with Depthwise
+Separable Convolutions", CVPR 2017, arXiv:1610.02357.
 
 A KxK depthwise conv (``C_in -> m * C_in``, ``m`` = depth multiplier) followed by a 1x1
 pointwise conv (``m * C_in -> C_out``). MACs per output pixel ``m * C_in * (K^2 + C_out)``;
@@ -29,8 +33,9 @@ class DepthwiseSeparableConv2d(nn.Module):
         stride: int = 1,
         padding: int | None = None,
         dilation: int = 1,
-        depth_multiplier: int = 1,
+        *,
         bias: bool = False,
+        depth_multiplier: int = 1,
         norm_layer: Callable[[int], nn.Module] | None = None,
         act_layer: Callable[[], nn.Module] | None = None,
     ) -> None:

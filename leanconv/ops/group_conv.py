@@ -1,5 +1,10 @@
-"""Group convolution, optionally followed by a channel shuffle (seed 002: group convolution and
-ShuffleNet v1; seed 004 section 1).
+"""Group convolution, optionally followed by a channel shuffle.
+
+Groups: A. Krizhevsky, I. Sutskever, G. E. Hinton, "ImageNet Classification with Deep
+Convolutional Neural Networks", NeurIPS 2012; S. Xie et al., "Aggregated Residual
+Transformations for Deep Neural Networks" (ResNeXt), CVPR 2017, arXiv:1611.05431. Shuffle:
+X. Zhang, X. Zhou, M. Lin, J. Sun, "ShuffleNet: An Extremely Efficient Convolutional Neural
+Network for Mobile Devices", CVPR 2018, arXiv:1707.01083.
 
 Cost per output pixel: ``C_out * (C_in / g) * K^2`` MACs, ``1/g`` of a standard conv;
 parameters ``C_out * C_in / g * K^2`` (+ ``C_out`` with bias).
@@ -25,12 +30,13 @@ class GroupConv2d(nn.Module):
         in_channels: int,
         out_channels: int,
         kernel_size: int = 3,
-        groups: int = 2,
-        shuffle: bool = False,
         stride: int = 1,
         padding: int | None = None,
         dilation: int = 1,
+        *,
         bias: bool = False,
+        groups: int = 2,
+        shuffle: bool = False,
     ) -> None:
         super().__init__()
         owner = "GroupConv2d"

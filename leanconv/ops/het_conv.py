@@ -1,7 +1,10 @@
-"""HetConv: heterogeneous kernel-based convolution (CVPR 2019; seed 000_*.txt).
+"""HetConv: heterogeneous kernel-based convolution.
+
+P. Singh, V. K. Verma, P. Rai, V. P. Namboodiri, "HetConv: Heterogeneous Kernel-Based
+Convolutions for Deep CNNs", CVPR 2019, arXiv:1903.04120.
 
 Each of the ``N`` filters of a layer with ``M`` input channels has ``M/P`` KxK kernels and
-``M - M/P`` 1x1 kernels. Per output pixel (seed eq. 1-3):
+``M - M/P`` 1x1 kernels. Per output pixel (the paper's eq. 1-3):
 
     standard:  M * N * K^2
     HetConv:   N * (M * K^2 / P + M - M / P)             (FL_K + FL_1)
@@ -89,11 +92,12 @@ class HetConv2d(nn.Module):
         in_channels: int,
         out_channels: int,
         kernel_size: int = 3,
-        p: int = 4,
         stride: int = 1,
         padding: int | None = None,
         dilation: int = 1,
+        *,
         bias: bool = False,
+        p: int = 4,
         layout: str = "block",
     ) -> None:
         super().__init__()
@@ -140,7 +144,7 @@ class HetConv2d(nn.Module):
         return m // p * k * k + m - m // p
 
     def macs_per_pixel(self) -> int:
-        """Analytic MACs per output pixel: ``N * (M * K^2 / P + M - M / P)`` (seed eq. 2)."""
+        """Analytic MACs per output pixel: ``N * (M * K^2 / P + M - M / P)`` (the paper's eq. 2)."""
         return self.out_channels * self.fan_in
 
     def _dense_1x1_block(self) -> torch.Tensor:

@@ -1,15 +1,18 @@
-"""MixConv: mixed depthwise convolution kernels (BMVC 2019; seed 001_*.txt).
+"""MixConv: mixed depthwise convolution kernels.
+
+M. Tan, Q. V. Le, "MixConv: Mixed Depthwise Convolutional Kernels", BMVC 2019,
+arXiv:1907.09595.
 
 The ``C`` channels are split into groups ``c_1 + ... + c_g = C``; group ``t`` is convolved
 depthwise with a ``k_t x k_t`` kernel (channel multiplier ``m = C_out / C_in``) and the group
-outputs are concatenated (seed eq. for Y^t and Concat). Per output pixel:
+outputs are concatenated (the paper's equations for Y^t and the concatenation). Per output pixel:
 
     MACs = params = m * sum_t c_t * k_t^2        (one kernel size: a depthwise conv)
 
 On fp32 CPU tensors (stride 1, no dilation, m = 1) the forward and backward passes run all
 groups in one pass of a C++ kernel (:mod:`leanconv.kernels.mixed_depthwise`: no split, no
 concat); other devices, strided or dilated groups and graph capture use the split form, the
-seed's definition.
+paper's definition.
 
 Splits: ``'equal'`` gives every group ``C // g`` channels and the remainder to the first group
 (as the official MixNet code does); ``'exponential'`` gives group ``t`` about ``2^-(t+1)`` of
@@ -51,21 +54,33 @@ def split_channels(channels: int, groups: int, split: str = "equal") -> list[int
     return sizes
 
 
-def _check_kernel_sizes(owner: str, kernel_sizes: object) -> tuple[int, ...]:
-    if isinstance(kernel_sizes, int) and not isinstance(kernel_sizes, bool):
-        kernel_sizes = (kernel_sizes,)
-    if not isinstance(kernel_sizes, Sequence) or not kernel_sizes:
+def _check_kernel_sizes(owner: str, kernel_size: object) -> tuple[int, ...]:
+    """``kernel_size``: one kernel size per channel group (an int: one group)."""
+    if isinstance(kernel_size, int) and not isinstance(kernel_size, bool):
+        kernel_size = (kernel_size,)
+    if not isinstance(kernel_size, Sequence) or not kernel_size:
         raise ValueError(
-            f"{owner}: kernel_sizes={kernel_sizes!r} is invalid; expected a non-empty sequence "
-            f"of odd ints, e.g. (3, 5, 7)"
+            f"{owner}: kernel_size={kernel_size!r} is invalid; expected an odd int or a "
+            f"non-empty sequence of odd ints (one per channel group), e.g. (3, 5, 7)"
         )
-    for k in kernel_sizes:
+    for k in kernel_size:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
             raise ValueError(
-                f"{owner}: kernel_sizes={tuple(kernel_sizes)!r} is invalid; every kernel size "
+                f"{owner}: kernel_size={tuple(kernel_size)!r} is invalid; every kernel size "
                 f"must be an odd int >= 1 (groups must keep the same output size)"
             )
-    return tuple(kernel_sizes)
+    return tuple(kernel_size)
+
+
+def _check_padding(owner: str, padding: object, kernel_sizes: tuple[int, ...],
+                   dilation: int) -> None:
+    """Each group pads itself to the same-style padding; an explicit ``padding`` is accepted
+    only where it is that padding for every group (one kernel size)."""
+    same = {get_padding(k, dilation) for k in kernel_sizes}
+    if padding is not None and (isinstance(padding, bool) or same != {padding}):
+        valid = f"None or {same.pop()}" if len(same) == 1 else "None"
+        raise ValueError(f"{owner}: padding={padding!r} is invalid for kernel sizes "
+                         f"{kernel_sizes} (each group pads itself to keep the size); use {valid}")
 
 
 def _check_common(owner: str, in_channels: int, out_channels: int, stride: int, dilation: int,
@@ -105,12 +120,14 @@ class MixConv2d(nn.Module):
         self,
         in_channels: int,
         out_channels: int | None = None,
-        kernel_sizes: Sequence[int] | int = (3, 5, 7),
-        split: str = "equal",
+        kernel_size: Sequence[int] | int = (3, 5, 7),
         stride: int = 1,
+        padding: int | None = None,
         dilation: int = 1,
-        dilated: bool = False,
+        *,
         bias: bool = False,
+        split: str = "equal",
+        dilated: bool = False,
     ) -> None:
         super().__init__()
         owner = "MixConv2d"
@@ -121,7 +138,8 @@ class MixConv2d(nn.Module):
                 f"{owner}: out_channels={out_channels} is not a multiple of "
                 f"in_channels={in_channels}; use in_channels * m for a channel multiplier m"
             )
-        self.kernel_sizes = _check_kernel_sizes(owner, kernel_sizes)
+        self.kernel_sizes = _check_kernel_sizes(owner, kernel_size)
+        _check_padding(owner, padding, self.kernel_sizes, dilation)
         self.in_channels, self.out_channels, self.split = in_channels, out_channels, split
         self.in_splits = _check_split(owner, "in_channels", in_channels, len(self.kernel_sizes),
                                       split)
@@ -175,16 +193,19 @@ class MixedGroupConv(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_sizes: Sequence[int] | int = (1, 1),
-        split: str = "equal",
+        kernel_size: Sequence[int] | int = (1, 1),
         stride: int = 1,
+        padding: int | None = None,
         dilation: int = 1,
+        *,
         bias: bool = False,
+        split: str = "equal",
     ) -> None:
         super().__init__()
         owner = "MixedGroupConv"
         _check_common(owner, in_channels, out_channels, stride, dilation, split)
-        self.kernel_sizes = _check_kernel_sizes(owner, kernel_sizes)
+        self.kernel_sizes = _check_kernel_sizes(owner, kernel_size)
+        _check_padding(owner, padding, self.kernel_sizes, dilation)
         g = len(self.kernel_sizes)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.in_splits = _check_split(owner, "in_channels", in_channels, g, split)

@@ -1,4 +1,6 @@
-"""Squeeze-and-Excitation channel attention (SENet; seed 004_*.txt, section 8).
+"""Squeeze-and-Excitation channel attention.
+
+J. Hu, L. Shen, G. Sun, "Squeeze-and-Excitation Networks", CVPR 2018, arXiv:1709.01507.
 
 ``s = gate(W_2 act(W_1 avgpool(x)))``, ``y = x * s``: global average pooling squeezes each
 channel to a scalar, two 1x1 convs (C -> r -> C) excite, a gate (sigmoid) rescales.
@@ -21,6 +23,7 @@ class SqueezeExcite(nn.Module):
     def __init__(
         self,
         channels: int,
+        *,
         rd_ratio: float = 1 / 16,
         rd_channels: int | None = None,
         act_layer: Callable[[], nn.Module] = nn.ReLU,

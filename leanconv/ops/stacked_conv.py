@@ -1,5 +1,8 @@
-"""Stacked 3x3 convolutions replacing one large KxK conv (VGG / Inception factorisation;
-seed 004_*.txt, section 2).
+"""Stacked 3x3 convolutions replacing one large KxK conv.
+
+K. Simonyan, A. Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+Recognition" (VGG), ICLR 2015, arXiv:1409.1556; C. Szegedy et al., "Rethinking the Inception
+Architecture for Computer Vision", CVPR 2016, arXiv:1512.00567.
 
 ``(K - 1) / 2`` stacked 3x3 convs (each with the layer's dilation ``d``) have the receptive
 field ``1 + d(K - 1)`` of one KxK conv. Parameters and MACs per pixel (C in, C out):
@@ -31,6 +34,7 @@ class StackedConv2d(nn.Module):
         stride: int = 1,
         padding: int | None = None,
         dilation: int = 1,
+        *,
         bias: bool = False,
         act_layer: Callable[[], nn.Module] | None = nn.ReLU,
         norm_layer: Callable[[int], nn.Module] | None = None,

@@ -12,7 +12,7 @@ from leanconv.blocks import (
     ShuffleUnitV2,
 )
 from leanconv.ops import HetConv2d, MixConv2d, StackedConv2d
-from tests.conftest import count_params
+from tests.helpers import count_params
 
 SPATIAL = ["standard", "hetconv:p=4", "compconv:c0=16", "stacked", "dwsep"]
 
@@ -23,9 +23,9 @@ def test_parameter_counts_match_torchvision_blocks():
     assert count_params(Bottleneck(64, 256)) == count_params(resnet.Bottleneck(64, 64,
                                                                                downsample=down))
     assert count_params(BasicBlock(64, 64)) == count_params(resnet.BasicBlock(64, 64))
-    assert count_params(InvertedResidual(32, 64, 2, 6)) == count_params(
+    assert count_params(InvertedResidual(32, 64, 2, expand_ratio=6)) == count_params(
         mobilenetv2.InvertedResidual(32, 64, 2, 6))
-    assert count_params(InvertedResidual(16, 16, 1, 1)) == count_params(
+    assert count_params(InvertedResidual(16, 16, 1, expand_ratio=1)) == count_params(
         mobilenetv2.InvertedResidual(16, 16, 1, 1))
     for cin, cout, stride in [(24, 116, 2), (116, 116, 1)]:
         assert count_params(ShuffleUnitV2(cin, cout, stride)) == count_params(
@@ -65,22 +65,22 @@ def test_inception_concatenates_branches_and_factorises_5x5():
 
 @pytest.mark.parametrize("dw_conv", ["depthwise", "mixconv:k=3.5.7", "mixconv:k=3.5,split=exp"])
 def test_inverted_residual(dw_conv):
-    block = InvertedResidual(24, 24, 1, 6, dw_conv=dw_conv, se_ratio=0.25, expand_groups=2,
-                             project_groups=2)
+    block = InvertedResidual(24, 24, 1, expand_ratio=6, dw_conv=dw_conv, se_ratio=0.25,
+                             expand_groups=2, project_groups=2)
     x = torch.randn(2, 24, 8, 8)
     assert block.use_residual and block(x).shape == x.shape
     assert block.se.reduce.out_channels == 6
     if dw_conv.startswith("mixconv"):
         assert isinstance(block.dw.conv, MixConv2d)
-    assert InvertedResidual(24, 32, 2, 6)(x).shape == (2, 32, 4, 4)
+    assert InvertedResidual(24, 32, 2, expand_ratio=6)(x).shape == (2, 32, 4, 4)
 
 
 @pytest.mark.parametrize("groups,out", [(1, 144), (2, 200), (3, 240), (4, 272), (8, 384)])
 def test_shuffle_unit_v1(groups, out):  # stage-2 widths of ShuffleNet v1 (1.0x)
-    down = ShuffleUnitV1(24, out, groups, stride=2, first_group_conv=False)
+    down = ShuffleUnitV1(24, out, 2, groups=groups, first_group_conv=False)
     x = down(torch.randn(2, 24, 16, 16))
     assert x.shape == (2, out, 8, 8)
-    assert ShuffleUnitV1(out, out, groups, 1)(x).shape == x.shape
+    assert ShuffleUnitV1(out, out, 1, groups=groups)(x).shape == x.shape
 
 
 def test_shuffle_unit_v2_keeps_half_and_shuffles():
@@ -95,8 +95,8 @@ def test_shuffle_unit_v2_keeps_half_and_shuffles():
 @pytest.mark.parametrize("build,message", [
     (lambda: ShuffleUnitV2(32, 64, 1), "must equal out_channels=64 at stride 1"),
     (lambda: ShuffleUnitV2(32, 33, 2), "must be even"),
-    (lambda: ShuffleUnitV1(24, 24, 3, 2), "must exceed in_channels=24 at stride 2"),
-    (lambda: ShuffleUnitV1(24, 240, 3, 3), "stride=3"),
+    (lambda: ShuffleUnitV1(24, 24, 2, groups=3), "must exceed in_channels=24 at stride 2"),
+    (lambda: ShuffleUnitV1(24, 240, 3, groups=3), "stride=3"),
     (lambda: InvertedResidual(8, 8, expand_ratio=0.5), "expand_ratio=0.5"),
     (lambda: Bottleneck(8, 0), "out_channels=0"),
     (lambda: InceptionBlock(8, 8, 8, 8, 8, 8, -1), "pool_proj=-1"),

@@ -84,7 +84,7 @@ def test_empty_batch():
 
 @needs_native
 def test_mixconv_runs_one_kernel_without_split_or_concat():
-    mix = MixConv2d(64, kernel_sizes=(3, 5, 7, 9)).eval()
+    mix = MixConv2d(64, kernel_size=(3, 5, 7, 9)).eval()
     x = torch.randn(2, 64, 14, 14)
     with torch.no_grad():
         ops = _conv_ops(lambda: mix(x))
@@ -144,7 +144,7 @@ def test_double_backward_matches_reference():
 
 @needs_native
 def test_mixconv_with_bias_on_some_groups():
-    mix = MixConv2d(16, kernel_sizes=(3, 5)).eval()
+    mix = MixConv2d(16, kernel_size=(3, 5)).eval()
     mix.convs[1].bias = nn.Parameter(torch.randn(8))
     x = torch.randn(1, 16, 12, 12)
     with torch.no_grad():
@@ -180,7 +180,7 @@ def test_reference_path_when_disabled(monkeypatch):
     build.native.cache_clear()
     try:
         assert build.native() is None
-        mix = MixConv2d(12, kernel_sizes=(3, 5)).eval()
+        mix = MixConv2d(12, kernel_size=(3, 5)).eval()
         x = torch.randn(1, 12, 9, 9)
         with torch.no_grad():
             assert not native_applies(x, [c.weight for c in mix.convs])
@@ -225,7 +225,7 @@ def test_bad_bias_is_named():
 
 
 def test_autocast_keeps_pytorch_semantics():
-    mix = MixConv2d(16, kernel_sizes=(3, 5)).eval()
+    mix = MixConv2d(16, kernel_size=(3, 5)).eval()
     x = torch.randn(1, 16, 8, 8)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert not native_applies(x, [c.weight for c in mix.convs])
@@ -259,7 +259,7 @@ def test_groups_with_the_same_kernel_size_share_channel_blocks():
 def test_group_hooks_keep_the_split_form():
     # pruning recomputes a group's weight in a forward pre-hook; the one-pass kernel does not
     # call the group convs, so MixConv must keep the split form for them to run
-    mix = MixConv2d(16, kernel_sizes=(3, 5)).eval()
+    mix = MixConv2d(16, kernel_size=(3, 5)).eval()
     prune.l1_unstructured(mix.convs[0], "weight", amount=0.5)
     x = torch.randn(1, 16, 10, 10)
     with torch.no_grad():

@@ -6,7 +6,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from leanconv.ops import CompConv2d, adaptive_depth
-from tests.conftest import count_params
+from tests.helpers import count_params
 
 
 @pytest.mark.parametrize("c_in,c0,depth", [(256, 128, 2), (256, 64, 3), (64, 128, 1),

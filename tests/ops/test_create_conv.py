@@ -34,7 +34,7 @@ from leanconv.ops import (
     (" HetConv : p = 2 ", HetConv2d, {"p": 2}),
 ])
 def test_specs_build_the_named_operator(spec, cls, attrs):
-    module = create_conv(spec, 16, 16, 3, stride=2)
+    module = create_conv(spec, 16, 16, 3, 2)
     assert type(module) is cls
     for name, value in attrs.items():
         assert getattr(module, name) == value
@@ -72,10 +72,11 @@ def test_malformed_specs_list_valid_kinds(spec, message):
 def test_keyword_errors():
     with pytest.raises(ValueError, match=r"\['groups'\] given both"):
         create_conv("group:g=2", 8, 8, 3, groups=4)
-    with pytest.raises(ValueError, match=r"unexpected keyword argument 'foo'.*accepted: stride"):
+    with pytest.raises(ValueError, match=r"unexpected keyword argument 'foo'.*accepted: padding"):
         create_conv("standard", 8, 8, 3, foo=1)
-    with pytest.raises(ValueError, match="padding=1 is invalid; MixConv pads"):
-        create_conv("mixconv", 8, 8, 3, padding=1)
+    with pytest.raises(ValueError, match=r"padding=1 is invalid for kernel sizes \(3, 5\)"):
+        create_conv("mixconv:k=3.5", 8, 8, 3, padding=1)
+    assert create_conv("mixconv", 8, 8, 3, padding=1).kernel_sizes == (3,)  # its own padding
 
 
 def test_parse_returns_builder_kwargs():

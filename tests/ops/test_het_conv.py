@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from leanconv.ops import HetConv2d
-from tests.conftest import count_params, receptive_mask
+from tests.helpers import count_params, receptive_mask
 
 
 def test_p1_is_a_standard_conv():

@@ -3,11 +3,11 @@ import torch
 from torch import nn
 
 from leanconv.ops import MixConv2d, MixedGroupConv, split_channels
-from tests.conftest import count_params
+from tests.helpers import count_params
 
 
 def test_one_kernel_size_is_a_depthwise_conv():
-    mix = MixConv2d(6, 12, kernel_sizes=(5,), stride=2)
+    mix = MixConv2d(6, 12, kernel_size=(5,), stride=2)
     dw = nn.Conv2d(6, 12, 5, 2, 2, groups=6, bias=False)
     dw.weight.data.copy_(mix.convs[0].weight.data)
     x = torch.randn(2, 6, 9, 8)
@@ -15,7 +15,7 @@ def test_one_kernel_size_is_a_depthwise_conv():
 
 
 def test_groups_are_depthwise_convs_of_their_channel_slices():
-    mix = MixConv2d(10, kernel_sizes=(3, 5, 7))
+    mix = MixConv2d(10, kernel_size=(3, 5, 7))
     x = torch.randn(1, 10, 9, 9)
     expected = torch.cat([conv(part) for conv, part in
                           zip(mix.convs, x.split([4, 3, 3], 1), strict=True)], 1)
@@ -44,37 +44,37 @@ def test_parameter_count_and_shapes(kernel_sizes, split, multiplier):
         s * k * k for s, k in zip(sizes, kernel_sizes, strict=True))
     for stride, size in [(1, 9), (2, 9), (2, 10)]:
         x = torch.randn(2, c, size, size)
-        assert mix.__class__(c, c * multiplier, kernel_sizes, split, stride)(x).shape == (
+        assert mix.__class__(c, c * multiplier, kernel_sizes, stride, split=split)(x).shape == (
             2, c * multiplier, -(-size // stride), -(-size // stride))
 
 
 def test_dilated_variant_keeps_receptive_field_with_3x3_kernels():
-    mix = MixConv2d(6, kernel_sizes=(3, 5, 7), dilated=True)
+    mix = MixConv2d(6, kernel_size=(3, 5, 7), dilated=True)
     assert [c.kernel_size for c in mix.convs] == [(3, 3)] * 3
     assert [c.dilation for c in mix.convs] == [(1, 1), (2, 2), (3, 3)]
     assert mix(torch.randn(1, 6, 8, 8)).shape == (1, 6, 8, 8)
 
 
 def test_mixed_group_conv_uneven_groups():
-    conv = MixedGroupConv(7, 5, kernel_sizes=(1, 3))
+    conv = MixedGroupConv(7, 5, kernel_size=(1, 3))
     assert conv.in_splits == [4, 3] and conv.out_splits == [3, 2]
     assert count_params(conv) == 4 * 3 * 1 + 3 * 2 * 9
     assert conv(torch.randn(2, 7, 6, 6)).shape == (2, 5, 6, 6)
 
 
 def test_mixed_group_conv_even_groups_is_a_grouped_conv():
-    conv = MixedGroupConv(8, 12, kernel_sizes=(1, 1))
+    conv = MixedGroupConv(8, 12, kernel_size=(1, 1))
     x = torch.randn(1, 8, 4, 4)
     weight = torch.cat([c.weight for c in conv.convs])
     torch.testing.assert_close(conv(x), nn.functional.conv2d(x, weight, groups=2))
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"kernel_sizes": ()}, "kernel_sizes=()"),
-    ({"kernel_sizes": (3, 4)}, "odd int"),
+    ({"kernel_size": ()}, "kernel_size=()"),
+    ({"kernel_size": (3, 4)}, "odd int"),
     ({"split": "random"}, "split='random'"),
     ({"out_channels": 10}, "not a multiple of in_channels=4"),
-    ({"kernel_sizes": (3, 5, 7, 9, 11)}, "too few for 5 groups"),
+    ({"kernel_size": (3, 5, 7, 9, 11)}, "too few for 5 groups"),
 ])
 def test_mixconv_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leanconv.ops import CompConv2d, GroupConv2d, HetConv2d, MixConv2d, split_channels
-from tests.conftest import count_params
+from tests.helpers import count_params
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -65,13 +65,13 @@ def test_mixconv_invariants(c, ks, split, mult):
     assert sum(sizes) == c
     if min(sizes) < 1:
         try:
-            MixConv2d(c, c * mult, ks, split)
+            MixConv2d(c, c * mult, ks, split=split)
         except ValueError as error:
             assert "too few" in str(error)
         else:
             raise AssertionError("expected ValueError")
         return
-    mix = MixConv2d(c, c * mult, ks, split)
+    mix = MixConv2d(c, c * mult, ks, split=split)
     assert count_params(mix) == mult * sum(s * k * k for s, k in zip(sizes, ks, strict=True))
     assert mix(torch.randn(1, c, 5, 5)).shape == (1, c * mult, 5, 5)
 

@@ -14,7 +14,7 @@ from leanconv.ops import (
     SqueezeExcite,
     StackedConv2d,
 )
-from tests.conftest import count_params, receptive_mask
+from tests.helpers import count_params, receptive_mask
 
 
 def test_group_conv_params_and_shuffle():
