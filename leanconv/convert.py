@@ -9,27 +9,29 @@ other than zeros) is kept and reported with the reason. ``to='standard'`` conver
 operators that have an exact dense equivalent (HetConv, group conv, depthwise-separable
 without norm) back to ``nn.Conv2d``.
 
-Stride, dilation, padding and bias are carried over; weights are inherited as
-:mod:`leanconv.inherit` documents. Costs in the report come from :func:`leanconv.profile` on
-``input_shape``.
+Each replacement is :func:`leanconv.ops.create_conv.create_conv_like` (stride, dilation,
+padding and bias carried over); weights are inherited as :mod:`leanconv.inherit` documents.
+Costs in the report come from :func:`leanconv.profile` on ``input_shape``.
+:func:`save_converted` writes a converted model as a plan that :func:`leanconv.load_model`
+rebuilds (:data:`leanconv.loading.CONVERTED_FORMAT`).
 """
 
 from __future__ import annotations
 
 import copy
 import fnmatch
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from torch import nn
 
 from leanconv import inherit
 from leanconv.cost.profile import profile
-from leanconv.io import atomic_torch_save, safe_torch_load
+from leanconv.io import atomic_torch_save
+from leanconv.loading import CONVERTED_FORMAT, ModelInfo, load_model, reference_kind
 from leanconv.ops._validate import check_int
-from leanconv.ops.create_conv import create_conv, parse_conv_spec
-from leanconv.ops.padding import get_padding
-from leanconv.references import build_model
+from leanconv.ops.create_conv import create_conv_like, parse_conv_spec
+from leanconv.tables import format_table
 
 
 @dataclass
@@ -112,9 +114,7 @@ class ConversionReport:
         body = [(r.name, r.old, r.new, "replaced" if r.replaced else f"kept: {r.reason}",
                  r.weights, f"{r.params_before:,} -> {r.params_after:,}",
                  f"{mega(r.macs_before)} -> {mega(r.macs_after)}") for r in self.rows]
-        widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
-        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                 for row in [header, *body]]
+        lines = [format_table(header, body)]
         t = self.totals
         lines.append(f"{self.replaced} of {len(self.rows)} layers replaced with {self.to!r}; "
                      f"params {t['params_before']:,} -> {t['params_after']:,}")
@@ -137,32 +137,6 @@ def _describe(conv: nn.Module) -> str:
         extra = f", g={conv.groups}" if conv.groups != 1 else ""
         return f"Conv2d({conv.in_channels}, {conv.out_channels}, k={k[0]}, s={s[0]}{extra})"
     return type(conv).__name__
-
-
-def _square(value: tuple[int, ...], what: str) -> int:
-    if len(set(value)) != 1:
-        raise ValueError(f"asymmetric {what} {value}")
-    return value[0]
-
-
-def _build_replacement(conv: nn.Module, to: str) -> nn.Module:
-    """The operator replacing ``conv`` (ValueError with the reason when it cannot)."""
-    if to == "standard":
-        return conv.to_dense()  # ValueError where the operator has no exact dense form
-    if conv.padding_mode != "zeros":
-        raise ValueError(f"padding_mode={conv.padding_mode!r}")
-    if isinstance(conv.padding, str):
-        raise ValueError(f"string padding {conv.padding!r}")
-    k = _square(conv.kernel_size, "kernel")
-    stride = _square(conv.stride, "stride")
-    dilation = _square(conv.dilation, "dilation")
-    padding = _square(conv.padding, "padding")
-    kwargs: dict[str, Any] = {"bias": conv.bias is not None}
-    if dilation != 1:
-        kwargs["dilation"] = dilation
-    if padding != get_padding(k, dilation):
-        kwargs["padding"] = padding
-    return create_conv(to, conv.in_channels, conv.out_channels, k, stride, **kwargs)
 
 
 def _candidates(model: nn.Module, to: str) -> list[tuple[str, nn.Module]]:
@@ -214,24 +188,19 @@ def convert(
         reason = policy.reason_to_keep(name, conv, conv is stem and to != "standard")
         if reason is None:
             try:
-                new = _build_replacement(conv, to)
+                new = create_conv_like(to, conv)
             except ValueError as error:
                 reason = str(error).split("\n")[0]
         if reason is not None:
             row.reason = reason
             continue
-        reference = next(iter(conv.parameters()), None)
-        if reference is not None:
-            new = new.to(device=reference.device, dtype=reference.dtype)
-        new.train(conv.training)
         if to == "standard":
             row.weights = "exact"
         elif inherit_weights:
             row.weights = inherit.inherit_weights(new, conv)
         else:
             row.weights = "fresh"
-        parent_name, _, child = name.rpartition(".")
-        setattr(target.get_submodule(parent_name), child, new)
+        target.set_submodule(name, new)
         row.new, row.replaced = _describe(new), True
         row.params_after = sum(p.numel() for p in new.parameters())
     after = _costs(target, input_shape)
@@ -266,29 +235,64 @@ def _fill_costs(report: ConversionReport, before: Any, after: Any, model: nn.Mod
         report.totals[f"{key}_after"] = after.totals[key]
 
 
-SAVE_FORMAT = "leanconv-converted/1"
+def _plan(info: ModelInfo, report: ConversionReport) -> dict[str, str]:
+    """``info``'s plan followed by the layers ``report`` replaced, in the order they were
+    replaced (a layer replaced again moves to the end, with its new spec)."""
+    replaced = {row.name: report.to for row in report.rows if row.replaced}
+    return {**{k: v for k, v in info.plan.items() if k not in replaced}, **replaced}
 
 
-def save_converted(path: str, model: nn.Module, reference: str, to: str,
-                   policy: ConversionPolicy) -> None:
-    """Save a converted model as a plain dict (``torch.load(weights_only=True)`` loads it):
-    the state dict and what :func:`load_converted` needs to rebuild the module."""
-    payload = {"format": SAVE_FORMAT, "model": reference, "to": to,
-               "policy": {k: list(v) if isinstance(v, tuple) else v
-                          for k, v in asdict(policy).items()},
+def _check_plain(owner: str, name: str, value: object) -> None:
+    """Raise ValueError unless ``value`` is made of what ``torch.load(weights_only=True)``
+    reads back: None, bools, numbers, strings, and lists, tuples and str-keyed dicts of them."""
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check_plain(owner, name, item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{owner}: {name} has the key {key!r}; keys must be strings")
+            _check_plain(owner, name, item)
+    elif value is not None and not isinstance(value, bool | int | float | str):
+        raise ValueError(f"{owner}: {name} holds {value!r}; only plain values (numbers, "
+                         f"strings, lists, dicts) can be saved, so build the model with spec "
+                         f"strings instead of objects")
+
+
+def save_converted(path: str, model: nn.Module, info: ModelInfo,
+                   report: ConversionReport) -> None:
+    """Save ``model``, the result of ``convert(base, ...)`` with ``report``, where ``base`` and
+    ``info`` came from :func:`leanconv.load_model`, as a plain dict that ``load_model(path)``
+    rebuilds (``torch.load(weights_only=True)`` reads it). Format
+    :data:`~leanconv.loading.CONVERTED_FORMAT`: ``base`` and ``base_kwargs`` (the network
+    before any conversion), ``plan`` (``{layer: spec}`` of the replaced layers), ``to``,
+    ``source`` (the reference converted), ``input_size``, ``train_config`` (that of a
+    converted training checkpoint, else None) and ``state_dict``."""
+    if not isinstance(info, ModelInfo):
+        raise ValueError(f"save_converted: info must be the ModelInfo load_model returned with "
+                         f"the model that was converted, got {type(info).__name__}")
+    if not isinstance(report, ConversionReport):
+        raise ValueError(f"save_converted: report must be the ConversionReport convert "
+                         f"returned, got {type(report).__name__}")
+    _check_plain("save_converted", f"the build arguments of {info.model!r}", info.kwargs)
+    payload = {"format": CONVERTED_FORMAT, "source": info.source, "base": info.model,
+               "base_kwargs": dict(info.kwargs), "plan": _plan(info, report), "to": report.to,
+               "input_size": list(info.input_size), "train_config": info.train_config,
                "state_dict": model.state_dict()}
     atomic_torch_save(payload, path)
 
 
-def load_converted(path: str) -> nn.Module:
-    """Rebuild a model saved by :func:`save_converted` (same class, converted, weights)."""
-    payload = safe_torch_load(path, "load_converted: file")
-    if not isinstance(payload, dict) or payload.get("format") != SAVE_FORMAT:
-        raise ValueError(f"load_converted: {path!r} is not a file saved by leanconv convert "
-                         f"(format {SAVE_FORMAT!r})")
-    policy = ConversionPolicy(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in payload["policy"].items()})
-    model, _ = convert(build_model(payload["model"]), payload["to"], policy=policy,
-                       inherit_weights=False, inplace=True, input_shape=None)
-    model.load_state_dict(payload["state_dict"])
-    return model
+def load_with_conv(ref: str, conv: str | None, **kwargs: Any) -> tuple[nn.Module, ModelInfo]:
+    """:func:`leanconv.load_model` with the spatial convs as the spec ``conv``: a zoo model is
+    built with it (``create_model(conv=)``, the zoo's own rule); any other model
+    (torchvision, timm, a checkpoint, a converted file) is converted with the default policy,
+    weights inherited. ``conv`` None or ``'standard'`` gives the model as it is saved or
+    built. ``kwargs`` go to ``load_model``."""
+    if conv in (None, "standard"):
+        return load_model(ref, **kwargs)
+    parse_conv_spec(conv)  # a bad spec fails before anything is built
+    if reference_kind(ref) == "zoo":
+        return load_model(ref, conv=conv, **kwargs)
+    model, info = load_model(ref, **kwargs)
+    model, report = convert(model, conv, inplace=True, input_shape=None)
+    return model, replace(info, conv=conv, plan=_plan(info, report))

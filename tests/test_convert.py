@@ -4,8 +4,7 @@ import torchvision
 from torch import nn
 
 from leanconv import HetConv2d, convert, create_conv, profile
-from leanconv.cli import main
-from leanconv.convert import ConversionPolicy, load_converted
+from leanconv.convert import ConversionPolicy
 from leanconv.inherit import inherit_weights
 
 SHAPE = (1, 3, 64, 64)
@@ -149,18 +148,3 @@ def test_convert_leaves_the_original_unless_inplace():
 def test_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call(torchvision.models.resnet18())
-
-
-def test_cli_convert_and_reload(capsys, tmp_path):
-    out = tmp_path / "c.pt"
-    assert main(["convert", "resnet20_cifar", "--to", "hetconv:p=4", "--exclude", "stages.2.*",
-                 "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "12 of 19 layers replaced" in text and "excluded by glob" in text
-    model = load_converted(str(out))
-    assert sum(isinstance(m, HetConv2d) for m in model.modules()) == 12
-    assert main(["convert", "torchvision:resnet18", "--to", "hetconv:p=4", "--input",
-                 "3x64x64"]) == 0
-    assert "16 of 20 layers replaced" in capsys.readouterr().out
-    assert main(["convert", "torchvision:nonet", "--to", "hetconv"]) == 2
-    assert "torchvision has no model 'nonet'" in capsys.readouterr().err

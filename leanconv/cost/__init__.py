@@ -2,10 +2,11 @@
 MAC), ShuffleNet V2's G1-G4 indicators and measured latency, per layer and per model."""
 
 from leanconv.cost.analytic import ANALYTIC_MACS, register_analytic_macs
+from leanconv.cost.compare import compare_convs, compare_ops, zoo_costs
 from leanconv.cost.counting import count_params
 from leanconv.cost.op_costs import OP_COSTS, OpCost, register_op_cost
 from leanconv.cost.profile import profile
 from leanconv.cost.report import Profile
 
-__all__ = ["ANALYTIC_MACS", "OP_COSTS", "OpCost", "Profile", "count_params", "profile",
-           "register_analytic_macs", "register_op_cost"]
+__all__ = ["ANALYTIC_MACS", "OP_COSTS", "OpCost", "Profile", "compare_convs", "compare_ops",
+           "count_params", "profile", "register_analytic_macs", "register_op_cost", "zoo_costs"]

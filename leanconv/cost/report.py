@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from leanconv.io import atomic_write_text
+from leanconv.tables import format_table, records_table
 
 TOTAL_KEYS = ("params", "macs_analytic", "macs_executed", "flops", "memory_access",
               "memory_access_bytes", "latency_ms", "latency_iqr_ms")
@@ -97,18 +96,12 @@ class Profile:
 
     def table(self, depth: int | None = None) -> str:
         """A text table (layers, or modules at ``depth``) with a TOTAL row and % columns."""
-        header, body = self._cells(depth)
-        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                 for row in [header, *body]]
-        return "\n".join(filter(None, [*lines, self._warning()]))
+        return "\n".join(filter(None, [format_table(*self._cells(depth)), self._warning()]))
 
     def to_markdown(self, depth: int | None = None) -> str:
         """The same table in Markdown."""
-        header, body = self._cells(depth)
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(row) + " |" for row in body]
-        return "\n".join(filter(None, [*lines, self._warning()]))
+        return "\n".join(filter(None, [format_table(*self._cells(depth), "md"),
+                                       self._warning()]))
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-serialisable."""
@@ -120,15 +113,10 @@ class Profile:
         """Write :meth:`to_dict` as JSON (atomically)."""
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=list))
 
-    def write_csv(self, stream: io.TextIOBase, depth: int | None = None) -> None:
-        """One CSV row per layer (or module at ``depth``) to a text stream."""
-        writer = csv.DictWriter(stream, fieldnames=CSV_KEYS, extrasaction="ignore")
-        writer.writeheader()
-        for record in self.rows(depth):
-            writer.writerow(record)
+    def to_csv_text(self, depth: int | None = None) -> str:
+        """One CSV row of :data:`CSV_KEYS` per layer (or module at ``depth``), raw values."""
+        return records_table(self.rows(depth), CSV_KEYS, "csv") + "\n"
 
     def to_csv(self, path: str | os.PathLike[str], depth: int | None = None) -> None:
-        """Write :meth:`write_csv` to ``path`` (atomically)."""
-        buffer = io.StringIO()
-        self.write_csv(buffer, depth)
-        atomic_write_text(path, buffer.getvalue())
+        """Write :meth:`to_csv_text` to ``path`` (atomically)."""
+        atomic_write_text(path, self.to_csv_text(depth))

@@ -9,8 +9,6 @@ folder, and returns the rows.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import statistics
 from dataclasses import replace
@@ -22,9 +20,12 @@ import torch
 from leanconv.cost.latency import measure_side_by_side
 from leanconv.cost.profile import profile
 from leanconv.io import atomic_write_text
+from leanconv.loading import load_model
+from leanconv.tables import format_table, records_table
 from leanconv.train.config import TrainConfig
+from leanconv.train.data import IMAGE_SHAPE
 from leanconv.train.plots import accuracy_plot
-from leanconv.train.trainer import build_model, train
+from leanconv.train.trainer import train
 
 COLUMNS = ("conv", "test_acc_mean", "test_acc_std", "seeds", "params", "macs_analytic",
            "macs_executed", "memory_access", "latency_b1_ms", "latency_b32_ms",
@@ -33,16 +34,19 @@ COLUMNS = ("conv", "test_acc_mean", "test_acc_std", "seeds", "params", "macs_ana
 
 def _costs(configs: dict[str, TrainConfig], threads: int) -> dict[str, dict[str, Any]]:
     """Profile each operator's model and time them side by side at batch 1 and 32."""
-    models = {conv: build_model(config) for conv, config in configs.items()}
+    models = {}
+    for conv, config in configs.items():
+        built = config.model_reference()
+        models[conv] = load_model(built["model"], **built["kwargs"])[0]
     costs = {}
     for conv, model in models.items():
-        totals = profile(model, (1, 1, 28, 28)).totals
+        totals = profile(model, (1, *IMAGE_SHAPE)).totals
         costs[conv] = {key: totals[key] for key in ("params", "macs_analytic", "macs_executed",
                                                     "memory_access")}
     channels_last = next(iter(configs.values())).channels_last
     for batch in (1, 32):
-        timed = measure_side_by_side(models, (batch, 1, 28, 28), channels_last=channels_last,
-                                     threads=threads)
+        timed = measure_side_by_side(models, (batch, *IMAGE_SHAPE),
+                                     channels_last=channels_last, threads=threads)
         for conv, (median, _) in timed.items():
             costs[conv][f"latency_b{batch}_ms"] = median
     return costs
@@ -53,15 +57,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     header = ("conv", "test acc % (mean ± std)", "seeds", "params", "MMACs analytic",
               "MMACs executed", "M elements moved", "latency b1 ms", "latency b32 ms",
               "train img/s")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        lines.append("| " + " | ".join([
-            r["conv"], f"{100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f}",
-            str(r["seeds"]), f"{r['params']:,}", f"{r['macs_analytic'] / 1e6:.2f}",
-            f"{r['macs_executed'] / 1e6:.2f}", f"{r['memory_access'] / 1e6:.2f}",
-            f"{r['latency_b1_ms']:.2f}", f"{r['latency_b32_ms']:.2f}",
-            f"{r['train_images_per_s']:.0f}"]) + " |")
-    return "\n".join(lines)
+    return format_table(header, ([
+        r["conv"], f"{100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f}",
+        r["seeds"], f"{r['params']:,}", f"{r['macs_analytic'] / 1e6:.2f}",
+        f"{r['macs_executed'] / 1e6:.2f}", f"{r['memory_access'] / 1e6:.2f}",
+        f"{r['latency_b1_ms']:.2f}", f"{r['latency_b32_ms']:.2f}",
+        f"{r['train_images_per_s']:.0f}"] for r in rows), "md")
 
 
 def compare(base: TrainConfig, convs: list[str], seeds: list[int], out: Path) -> list[dict]:
@@ -88,11 +89,7 @@ def compare(base: TrainConfig, convs: list[str], seeds: list[int], out: Path) ->
     costs = _costs(configs, threads)
     rows = [{**row, **costs[row["conv"]]} for row in rows]
     out.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buffer.getvalue())
+    atomic_write_text(out / "results.csv", records_table(rows, COLUMNS, "csv") + "\n")
     atomic_write_text(out / "results.json", json.dumps(
         {"model": base.model, "config": base.to_dict(), "seeds": seeds, "rows": rows}, indent=2))
     atomic_write_text(out / "results.md", markdown_table(rows) + "\n")

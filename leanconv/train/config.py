@@ -7,6 +7,7 @@ from typing import Any
 
 from leanconv.models.registry import model_entry
 from leanconv.ops.create_conv import parse_conv_spec
+from leanconv.train.data import IMAGE_SHAPE, NUM_CLASSES
 
 
 @dataclass
@@ -71,6 +72,20 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def model_reference(self) -> dict[str, Any]:
+        """The network this run trains, as its checkpoints record it: ``{"model": name,
+        "kwargs": {...}, "input_size": [H, W]}``, built by ``leanconv.load_model(ref["model"],
+        **ref["kwargs"])``: the data's channels and classes (``IMAGE_SHAPE``,
+        ``NUM_CLASSES``), the small-input stem where the model has one, and ``conv`` unless
+        it is standard."""
+        channels, height, width = IMAGE_SHAPE
+        kwargs: dict[str, Any] = {"num_classes": NUM_CLASSES, "in_chans": channels}
+        if model_entry(self.model).small_input:
+            kwargs["small_input"] = True
+        if self.conv not in (None, "standard"):
+            kwargs["conv"] = self.conv
+        return {"model": self.model, "kwargs": kwargs, "input_size": [height, width]}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

@@ -27,6 +27,8 @@ FILES = {
 }
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle boot")
+NUM_CLASSES = len(CLASSES)
+IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of one image: what every model trained here takes
 MEAN, STD = 0.2860, 0.3530
 HOW_TO_GET = ("install it with 'sudo apt-get install dataset-fashion-mnist' (or 'make data'), "
               "or point --data-dir / LEANCONV_DATA at a folder holding the four "
@@ -35,7 +37,7 @@ HOW_TO_GET = ("install it with 'sudo apt-get install dataset-fashion-mnist' (or 
 
 @dataclass
 class Dataset:
-    """Images (N, 1, 28, 28) uint8 and labels (N,) int64, train and test."""
+    """Images (N, *IMAGE_SHAPE) uint8 and labels (N,) int64, train and test."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -86,12 +88,12 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> Datase
               for key, name in FILES.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
+        if images.shape[0] != labels.shape[0] or images.shape[1:] != IMAGE_SHAPE[1:]:
             raise ValueError(f"Fashion-MNIST {split} files disagree: images {images.shape}, "
                              f"labels {labels.shape}; {HOW_TO_GET}")
-        if labels.max() >= len(CLASSES):
+        if labels.max() >= NUM_CLASSES:
             raise ValueError(f"Fashion-MNIST {split} labels go up to {labels.max()}; expected "
-                             f"0-9; {HOW_TO_GET}")
+                             f"0-{NUM_CLASSES - 1}; {HOW_TO_GET}")
 
     def images(key: str) -> torch.Tensor:
         return torch.from_numpy(arrays[key].copy()).unsqueeze(1)
@@ -104,14 +106,14 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> Datase
 
 
 def synthetic_dataset(train: int = 2048, test: int = 512, seed: int = 0) -> Dataset:
-    """Random 28x28 images with learnable structure: each class is a fixed random template
-    plus noise, so a model can learn it quickly (for tests and smoke runs)."""
+    """Random ``IMAGE_SHAPE`` images with learnable structure: each class is a fixed random
+    template plus noise, so a model can learn it quickly (for tests and smoke runs)."""
     generator = torch.Generator().manual_seed(seed)
-    templates = torch.rand(len(CLASSES), 1, 28, 28, generator=generator)
+    templates = torch.rand(NUM_CLASSES, *IMAGE_SHAPE, generator=generator)
 
     def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        labels = torch.randint(len(CLASSES), (n,), generator=generator)
-        noise = torch.rand(n, 1, 28, 28, generator=generator)
+        labels = torch.randint(NUM_CLASSES, (n,), generator=generator)
+        noise = torch.rand(n, *IMAGE_SHAPE, generator=generator)
         images = (0.6 * templates[labels] + 0.4 * noise) * 255
         return images.to(torch.uint8), labels
 

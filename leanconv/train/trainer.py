@@ -3,27 +3,30 @@ process or DDP; metrics.csv, config.json, summary.json, last.pt / best.pt in the
 
 from __future__ import annotations
 
-import csv
-import inspect
-import io
 import json
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from leanconv.cost.profile import profile
 from leanconv.io import atomic_write_text
-from leanconv.models.registry import create_model, model_entry
+from leanconv.loading import load_model
+from leanconv.tables import records_table
 from leanconv.train.checkpoint import load_checkpoint, save_checkpoint
 from leanconv.train.config import TrainConfig
 from leanconv.train.data import (
+    IMAGE_SHAPE,
+    NUM_CLASSES,
     Dataset,
     batches,
     load_fashion_mnist,
@@ -46,16 +49,6 @@ METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_a
 EpochHook = Callable[[int, dict[str, Any]], None]
 
 
-def build_model(config: TrainConfig) -> nn.Module:
-    """The zoo model for 1-channel 28x28 images and 10 classes (small-input stem)."""
-    kwargs: dict[str, Any] = {"num_classes": 10, "in_chans": 1}
-    if config.conv not in (None, "standard"):
-        kwargs["conv"] = config.conv
-    if "small_input" in inspect.signature(model_entry(config.model).build).parameters:
-        kwargs["small_input"] = True
-    return create_model(config.model, **kwargs)
-
-
 def load_data(config: TrainConfig) -> Dataset:
     data = (synthetic_dataset(seed=config.seed) if config.data == "synthetic"
             else load_fashion_mnist(config.data_dir))
@@ -73,8 +66,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-             context: DistContext, channels_last: bool = False, num_classes: int = 10
-             ) -> dict[str, Any]:
+             context: DistContext, channels_last: bool = False,
+             num_classes: int = NUM_CLASSES) -> dict[str, Any]:
     """Loss, accuracy and per-class accuracy on the whole set. Ranks take disjoint strided
     shards (no padding, so no duplicated images bias the result) and sums are reduced."""
     model.eval()
@@ -98,11 +91,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_text(path, records_table(rows, METRIC_COLUMNS, "csv") + "\n")
 
 
 def train(config: TrainConfig, on_epoch_end: EpochHook | None = None) -> dict[str, Any]:
@@ -119,8 +108,61 @@ def train(config: TrainConfig, on_epoch_end: EpochHook | None = None) -> dict[st
         shutdown(context)
 
 
+@dataclass
+class _Run:
+    """One training run's state: what :func:`_set_up` builds, :func:`_resume` restores, every
+    epoch advances and :func:`_checkpoint` saves."""
+
+    config: TrainConfig
+    context: DistContext
+    out: Path | None  # the run folder; None: nothing is written
+    data: Dataset
+    model: nn.Module  # the network itself: its state dict is what checkpoints hold
+    net: nn.Module  # what the batches go through: ``model`` or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler
+    ema: AveragedModel | None
+    scaler: torch.amp.GradScaler
+    loss_fn: nn.Module
+    amp_dtype: torch.dtype  # autocast's dtype when ``config.amp``
+    start_epoch: int = 0
+    best_acc: float = -1.0
+    rows: list[dict[str, Any]] = field(default_factory=list)  # metrics, one row per epoch
+    elapsed: float = 0.0  # training seconds of the epochs in ``rows``
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The model that is tested: the EMA average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+
 def _train(config: TrainConfig, context: DistContext, on_epoch_end: EpochHook | None
            ) -> dict[str, Any]:
+    run = _set_up(config, context)
+    if config.resume:
+        _resume(run)
+    if context.is_main and run.out is not None:
+        run.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run.out / "config.json", json.dumps(config.to_dict(), indent=2))
+    deadline = time.monotonic() + 60 * config.max_minutes if config.max_minutes else None
+    stopped, final = False, None
+    for epoch in range(run.start_epoch, config.epochs):
+        sums, seconds, stopped = _train_epoch(run, epoch, deadline)
+        row, final = _end_epoch(run, epoch + 1, sums, seconds)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, row)
+        if stopped:
+            break
+    if final is None:  # no epoch left to run (a resumed, finished run): evaluate once
+        final = evaluate(run.evaluated, run.data.test_x, run.data.test_y,
+                         config.eval_batch_size, context, config.channels_last)
+    return _summary(run, final, stopped)
+
+
+def _set_up(config: TrainConfig, context: DistContext) -> _Run:
+    """Check the device and the folder to resume from, set threads and seeds, then build the
+    data, the model (DDP-wrapped when distributed), optimizer, scheduler, EMA, grad scaler
+    and loss, in this order (the seed makes the model's initialisation reproducible)."""
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("train: device='cuda' but no CUDA device is available; use 'cpu'")
     if config.threads:
@@ -132,129 +174,146 @@ def _train(config: TrainConfig, context: DistContext, on_epoch_end: EpochHook | 
                          f"same --out folder")
     data = load_data(config)
     device = context.device
-    model = build_model(config).to(device)
+    built = config.model_reference()
+    model = load_model(built["model"], **built["kwargs"])[0].to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if context.distributed and device.startswith("cuda"):
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    net = model
-    if context.distributed:
-        net = nn.parallel.DistributedDataParallel(model)
+    net = nn.parallel.DistributedDataParallel(model) if context.distributed else model
     shard_size = -(-len(data.train_y) // context.world)  # as shard_order pads it
     steps = max(1, shard_size // config.batch_size)
     optimizer = make_optimizer(model, config)
-    scheduler = make_scheduler(optimizer, config, steps)
-    ema = make_ema(model, config.ema_decay) if config.ema else None
     use_cuda_amp = config.amp and device.startswith("cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda_amp)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    start_epoch, best_acc, rows, elapsed = 0, -1.0, [], 0.0
-    if config.resume:
-        state = load_checkpoint(out / "last.pt")
-        if state["config"]["model"] != config.model or state["config"]["conv"] != config.conv:
-            raise ValueError(f"train: {out}/last.pt is a run of {state['config']['model']} / "
-                             f"conv={state['config']['conv']}, not {config.model} / "
-                             f"conv={config.conv}")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng"])
-        start_epoch, best_acc = state["epoch"], state["best_acc"]
-        rows, elapsed = list(state["metrics"]), state["seconds"]
-    if context.is_main and out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
-    deadline = time.monotonic() + 60 * config.max_minutes if config.max_minutes else None
-    stopped, final = False, None
-    for epoch in range(start_epoch, config.epochs):
-        order = shard_order(len(data.train_y), epoch, config.seed, context.rank, context.world)
-        augment = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104729
-                                                + context.rank)
-        net.train()
-        sums = torch.zeros(3, dtype=torch.float64, device=device)
-        start = time.monotonic()
-        bar = tqdm(list(batches(order, config.batch_size, drop_last=True)),
-                   desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
-                   disable=None if config.progress and context.is_main else True)
-        for idx in bar:
-            x = prepare(data.train_x[idx], device, True, augment, config.channels_last)
-            y = data.train_y[idx].to(device)
-            with torch.autocast(device.split(":")[0], enabled=config.amp,
-                                dtype=torch.float16 if use_cuda_amp else torch.bfloat16):
-                logits = net(x)
-                loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            # accumulate on the device: no host sync per step (only for the progress bar)
-            sums += torch.stack([loss.detach().double() * len(y),
-                                 (logits.argmax(1) == y).sum().double(),
-                                 torch.tensor(float(len(y)), dtype=torch.float64,
-                                              device=y.device)])
-            if not bar.disable and bar.n % 20 == 0:
-                seconds = time.monotonic() - start
-                bar.set_postfix(loss=f"{(sums[0] / sums[2]).item():.3f}",
-                                img_s=f"{sums[2].item() * context.world / seconds:.0f}")
-            if deadline is not None and time.monotonic() > deadline:
-                stopped = True
-                break
-        seconds = time.monotonic() - start
-        sums = all_reduce_sum(sums, context).cpu()
-        if not device.startswith("cuda"):
-            average_buffers(model, context)
-        evaluated = ema.module if ema is not None else model
-        test = evaluate(evaluated, data.test_x, data.test_y, config.eval_batch_size, context,
-                        config.channels_last)
-        elapsed += seconds
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-               "train_loss": (sums[0] / sums[2]).item(), "train_acc": (sums[1] / sums[2]).item(),
-               "test_loss": test["loss"], "test_acc": test["acc"],
-               "images_per_s": (sums[2] / max(seconds, 1e-9)).item(), "seconds": seconds}
-        rows.append(row)
-        final = test
-        if context.is_main:
-            if config.progress:
-                print(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f} "
-                      f"acc {row['train_acc']:.4f} | test loss {row['test_loss']:.4f} acc "
-                      f"{row['test_acc']:.4f} | {row['images_per_s']:.0f} img/s", flush=True)
-            if out is not None:
-                state = {"config": config.to_dict(), "epoch": epoch + 1, "model":
-                         model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(),
-                         "ema": ema.state_dict() if ema is not None else None,
-                         "rng": torch.get_rng_state(), "best_acc": max(best_acc, test["acc"]),
-                         "metrics": rows, "seconds": elapsed}
-                save_checkpoint(out / "last.pt", state)
-                if test["acc"] > best_acc:
-                    save_checkpoint(out / "best.pt", state)
-                _write_metrics(out / "metrics.csv", rows)
-        best_acc = max(best_acc, test["acc"])
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, row)
-        if stopped:
+    return _Run(config, context, out, data, model, net, optimizer,
+                scheduler=make_scheduler(optimizer, config, steps),
+                ema=make_ema(model, config.ema_decay) if config.ema else None,
+                scaler=torch.amp.GradScaler("cuda", enabled=use_cuda_amp),
+                loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+                amp_dtype=torch.float16 if use_cuda_amp else torch.bfloat16)
+
+
+def _resume(run: _Run) -> None:
+    """Restore ``run`` from its folder's last.pt (written by :func:`_checkpoint`): weights,
+    optimizer, scheduler, EMA, RNG, epoch, best accuracy, metrics and seconds so far. The
+    checkpoint must be a run of the same model and conv."""
+    config, path = run.config, run.out / "last.pt"
+    state = load_checkpoint(path)
+    if state["config"]["model"] != config.model or state["config"]["conv"] != config.conv:
+        raise ValueError(f"train: {path} is a run of {state['config']['model']} / "
+                         f"conv={state['config']['conv']}, not {config.model} / "
+                         f"conv={config.conv}")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if run.ema is not None and state.get("ema") is not None:
+        run.ema.load_state_dict(state["ema"])
+    torch.set_rng_state(state["rng"])
+    run.start_epoch, run.best_acc = state["epoch"], state["best_acc"]
+    run.rows, run.elapsed = list(state["metrics"]), state["seconds"]
+
+
+def _train_epoch(run: _Run, epoch: int, deadline: float | None
+                 ) -> tuple[torch.Tensor, float, bool]:
+    """One pass over this rank's shard (epoch ``epoch``, counted from 0). Returns the sums of
+    loss, correct predictions and images over all ranks, the seconds it took, and whether
+    the ``deadline`` (a ``time.monotonic()`` value) stopped it before the end."""
+    config, context, device = run.config, run.context, run.context.device
+    order = shard_order(len(run.data.train_y), epoch, config.seed, context.rank, context.world)
+    augment = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104729 + context.rank)
+    run.net.train()
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    stopped, start = False, time.monotonic()
+    bar = tqdm(list(batches(order, config.batch_size, drop_last=True)),
+               desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+               disable=None if config.progress and context.is_main else True)
+    for idx in bar:
+        x = prepare(run.data.train_x[idx], device, True, augment, config.channels_last)
+        y = run.data.train_y[idx].to(device)
+        with torch.autocast(device.split(":")[0], enabled=config.amp, dtype=run.amp_dtype):
+            logits = run.net(x)
+            loss = run.loss_fn(logits.float(), y)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
+        # accumulate on the device: no host sync per step (only for the progress bar)
+        sums += torch.stack([loss.detach().double() * len(y),
+                             (logits.argmax(1) == y).sum().double(),
+                             torch.tensor(float(len(y)), dtype=torch.float64, device=y.device)])
+        if not bar.disable and bar.n % 20 == 0:
+            seconds = time.monotonic() - start
+            bar.set_postfix(loss=f"{(sums[0] / sums[2]).item():.3f}",
+                            img_s=f"{sums[2].item() * context.world / seconds:.0f}")
+        if deadline is not None and time.monotonic() > deadline:
+            stopped = True
             break
-    if final is None:  # no epoch left to run (a resumed, finished run): evaluate once
-        final = evaluate(ema.module if ema is not None else model, data.test_x, data.test_y,
-                         config.eval_batch_size, context, config.channels_last)
+    seconds = time.monotonic() - start
+    sums = all_reduce_sum(sums, context).cpu()
+    if not device.startswith("cuda"):
+        average_buffers(run.model, context)
+    return sums, seconds, stopped
+
+
+def _end_epoch(run: _Run, epoch: int, sums: torch.Tensor, seconds: float
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """After epoch ``epoch`` (counted from 1): test, add the metrics row, print it and write
+    the checkpoint (main rank), update the best accuracy; returns the row and the test
+    result."""
+    config, context = run.config, run.context
+    test = evaluate(run.evaluated, run.data.test_x, run.data.test_y, config.eval_batch_size,
+                    context, config.channels_last)
+    run.elapsed += seconds
+    row = {"epoch": epoch, "lr": run.optimizer.param_groups[0]["lr"],
+           "train_loss": (sums[0] / sums[2]).item(), "train_acc": (sums[1] / sums[2]).item(),
+           "test_loss": test["loss"], "test_acc": test["acc"],
+           "images_per_s": (sums[2] / max(seconds, 1e-9)).item(), "seconds": seconds}
+    run.rows.append(row)
+    if context.is_main:
+        if config.progress:
+            print(f"epoch {epoch}/{config.epochs}: train loss {row['train_loss']:.4f} "
+                  f"acc {row['train_acc']:.4f} | test loss {row['test_loss']:.4f} acc "
+                  f"{row['test_acc']:.4f} | {row['images_per_s']:.0f} img/s", flush=True)
+        if run.out is not None:
+            _checkpoint(run, epoch, test["acc"])
+    run.best_acc = max(run.best_acc, test["acc"])
+    return row, test
+
+
+def _checkpoint(run: _Run, epoch: int, test_acc: float) -> None:
+    """Write last.pt (everything :func:`_resume` restores), best.pt as well when
+    ``test_acc`` beats the best so far, and metrics.csv."""
+    state = {"config": run.config.to_dict(), "built": run.config.model_reference(),
+             "epoch": epoch, "model": run.model.state_dict(),
+             "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+             "ema": run.ema.state_dict() if run.ema is not None else None,
+             "rng": torch.get_rng_state(), "best_acc": max(run.best_acc, test_acc),
+             "metrics": run.rows, "seconds": run.elapsed}
+    save_checkpoint(run.out / "last.pt", state)
+    if test_acc > run.best_acc:
+        save_checkpoint(run.out / "best.pt", state)
+    _write_metrics(run.out / "metrics.csv", run.rows)
+
+
+def _summary(run: _Run, final: dict[str, Any], stopped: bool) -> dict[str, Any]:
+    """The run's summary (``final``: the last test result), also written as summary.json."""
+    config, context, rows = run.config, run.context, run.rows
     trained = sum(r["images_per_s"] * r["seconds"] for r in rows)
     summary = {
         "model": config.model, "conv": config.conv or "standard",
         "test_acc": final["acc"], "test_loss": final["loss"],
-        "per_class_acc": dict(zip(data.classes, final["per_class_acc"], strict=True)),
-        "best_test_acc": max(best_acc, final["acc"]), "epochs": len(rows),
-        "stopped_by_time_limit": stopped, "seconds": elapsed,
-        "images_per_s": trained / max(elapsed, 1e-9) * context.world,
-        "params": sum(p.numel() for p in model.parameters()),
-        "macs_analytic": profile(model, (1, 1, 28, 28)).totals["macs_analytic"],
+        "per_class_acc": dict(zip(run.data.classes, final["per_class_acc"], strict=True)),
+        "best_test_acc": max(run.best_acc, final["acc"]), "epochs": len(rows),
+        "stopped_by_time_limit": stopped, "seconds": run.elapsed,
+        "images_per_s": trained / max(run.elapsed, 1e-9) * context.world,
+        "params": sum(p.numel() for p in run.model.parameters()),
+        "macs_analytic": profile(run.model, (1, *IMAGE_SHAPE)).totals["macs_analytic"],
         "world_size": context.world,
-        "ranks_in_sync": ranks_in_sync(model, context),
+        "ranks_in_sync": ranks_in_sync(run.model, context),
     }
-    if context.is_main and out is not None:
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    if context.is_main and run.out is not None:
+        atomic_write_text(run.out / "summary.json", json.dumps(summary, indent=2))
     return summary

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from leanconv.cli import main
 from leanconv.train.plots import pareto_front
 
@@ -15,6 +17,7 @@ def test_pareto_front():
     assert pareto_front(points) == [3, 0, 1, 4]
 
 
+@pytest.mark.slow
 def test_compare_writes_results_and_plots(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--data", "synthetic", "--subset", "128", "--epochs", "1",
@@ -39,6 +42,7 @@ def _train_cmd(out: Path, epochs: int, train_size: str = "128") -> list[str]:
             "--threads", "1", "--out", str(out), "--no-progress"]
 
 
+@pytest.mark.slow
 def test_ddp_two_processes(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -69,6 +73,7 @@ def _children_with_rank(parent: int, rank: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_dying_rank_ends_the_run_with_an_error(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LEANCONV_DIST_TIMEOUT": "20",
            "LEANCONV_TEST_RUN": str(os.getpid())}

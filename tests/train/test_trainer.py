@@ -31,8 +31,11 @@ def test_tiny_run_writes_everything(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["conv"] == "hetconv:p=2"
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["epoch"] == 2 and "optimizer" in state
+    assert state["built"] == {"model": "resnet20_cifar", "input_size": [28, 28], "kwargs": {
+        "num_classes": 10, "in_chans": 1, "conv": "hetconv:p=2"}}
 
 
+@pytest.mark.slow
 def test_resumed_run_ends_with_the_same_weights(tmp_path):
     config = {"epochs": 3, "deterministic": True, "ema": True, **TINY}
     train(TrainConfig(out=str(tmp_path / "a"), **config))

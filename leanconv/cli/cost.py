@@ -1,0 +1,84 @@
+"""``leanconv cost``: one model's cost per layer (:func:`leanconv.profile`), or the model
+with several conv specs side by side (:func:`leanconv.cost.compare_convs`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from leanconv.cli._args import add_input_argument, add_model_argument, positive_int
+
+FORMATS = ("table", "csv", "json", "md")
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("cost", help="per-layer cost of a model, or operators "
+                                   "compared")
+    add_model_argument(parser)
+    parser.add_argument("--conv", help="conv spec for the spatial convs (zoo: as "
+                        "create_model(conv=); any other model: converted)")
+    parser.add_argument("--compare", nargs="+", metavar="SPEC",
+                        help="compare these conv specs ('standard' = unchanged), one row each")
+    add_input_argument(parser, "of the profiled input")
+    parser.add_argument("--batch", type=positive_int, default=1)
+    parser.add_argument("--latency", action="store_true", help="measure latency (real tensors)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for timing")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--depth", type=int, help="module depth of the rows (default: layers)")
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="table, csv (raw numbers), json or md")
+    parser.add_argument("--out", help="write to this file (atomically) instead of stdout")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> str:
+    if args.conv and args.compare:
+        raise ValueError("give either --conv or --compare, not both")
+    text = _compare(args) if args.compare else _profile(args)
+    if args.out:
+        from leanconv.io import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
+        return f"wrote {args.out}"
+    return text
+
+
+def _profile(args: argparse.Namespace) -> str:
+    from leanconv.convert import load_with_conv
+    from leanconv.cost.profile import profile
+
+    in_chans = {"in_chans": args.input[0]} if args.input else {}
+    model, info = load_with_conv(args.model, args.conv, **in_chans)
+    shape = (args.batch, *args.input) if args.input else info.input_shape(args.batch)
+    result = profile(model, shape, latency=args.latency, device=args.device,
+                     channels_last=args.channels_last, threads=args.threads)
+    if args.format == "json":
+        return json.dumps(result.to_dict(), indent=2, default=list)
+    if args.format == "md":
+        return result.to_markdown(args.depth)
+    if args.format == "csv":
+        return result.to_csv_text(args.depth).rstrip("\n")
+    return result.table(args.depth)
+
+
+def _compare(args: argparse.Namespace) -> str:
+    from leanconv.cost.compare import COMPARED_KEYS, compare_convs
+    from leanconv.tables import format_table, records_table
+
+    shape = (args.batch, *args.input) if args.input else None
+    records = compare_convs(args.model, args.compare, shape,
+                            batch=1 if args.input else args.batch, latency=args.latency,
+                            device=args.device, channels_last=args.channels_last,
+                            threads=args.threads)
+    if args.format == "json":
+        return json.dumps(records, indent=2)
+    keys = [*COMPARED_KEYS, *(["latency_ms"] if args.latency else [])]
+    if args.format == "csv":
+        return records_table(records, ["conv", *keys, *(f"{k}_vs_first" for k in keys)])
+    header = ["conv", *keys, *(f"{k} vs first" for k in keys)]
+    rows = [[r["conv"], *(f"{r[k]:,}" if isinstance(r[k], int) else f"{r[k]:.3f}" for k in keys),
+             *(None if r[f"{k}_vs_first"] is None else f"{r[f'{k}_vs_first']:.3f}"
+               for k in keys)] for r in records]
+    return format_table(header, rows, "md" if args.format == "md" else "text")

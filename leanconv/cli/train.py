@@ -1,0 +1,99 @@
+"""``leanconv train``: train one zoo model with one operator on Fashion-MNIST, in this
+process or in ``--nproc`` processes (DDP through torchrun). The training flags, shared with
+``leanconv compare``, map one to one onto :class:`leanconv.train.TrainConfig` fields."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+from leanconv.cli._args import positive_int
+
+if TYPE_CHECKING:
+    from leanconv.train.config import TrainConfig
+
+TRAIN_FLAGS = {  # flag: (TrainConfig field, type, help)
+    "--model": ("model", str, "zoo model (default resnet20_cifar)"),
+    "--conv": ("conv", str, "conv spec for the spatial convs (default: standard)"),
+    "--epochs": ("epochs", positive_int, "epochs"),
+    "--batch-size": ("batch_size", positive_int, "batch size per process"),
+    "--lr": ("lr", float, "peak learning rate"),
+    "--seed": ("seed", int, "random seed"),
+    "--schedule": ("schedule", str, "cosine or onecycle"),
+    "--warmup-epochs": ("warmup_epochs", float, "linear warm-up length in epochs"),
+    "--weight-decay": ("weight_decay", float, "weight decay (not on norms and biases)"),
+    "--label-smoothing": ("label_smoothing", float, "label smoothing"),
+    "--device": ("device", str, "cpu or cuda"),
+    "--threads": ("threads", positive_int, "CPU threads"),
+    "--max-minutes": ("max_minutes", float, "stop training after this many minutes"),
+    "--subset": ("subset", positive_int, "train on the first N images only"),
+    "--data": ("data", str, "fashion-mnist (default) or synthetic"),
+    "--data-dir": ("data_dir", str, "folder with the Fashion-MNIST *-ubyte.gz files"),
+}
+TRAIN_SWITCHES = {"--amp": "amp", "--channels-last": "channels_last", "--ema": "ema",
+                  "--deterministic": "deterministic"}
+
+
+def add_train_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """The training flags (all but ``skip``), each defaulting to the config's own default."""
+    for flag, (_, kind, text) in TRAIN_FLAGS.items():
+        if flag not in skip:
+            parser.add_argument(flag, type=kind, default=None, help=text)
+    for flag in TRAIN_SWITCHES:
+        parser.add_argument(flag, action="store_true", default=None)
+
+
+def train_config(args: argparse.Namespace, **base: Any) -> TrainConfig:
+    """The :class:`~leanconv.train.TrainConfig` of ``base`` overridden by the flags given."""
+    from leanconv.train.config import TrainConfig
+
+    values = dict(base)
+    for flag, (field, _, _) in TRAIN_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is not None:
+            values[field] = value
+    for flag, field in TRAIN_SWITCHES.items():
+        if getattr(args, flag[2:].replace("-", "_"), None):
+            values[field] = True
+    return TrainConfig(**values)
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("train", help="train a zoo model on Fashion-MNIST")
+    add_train_options(parser)
+    parser.add_argument("--out", help="run folder (default runs/MODEL-CONV)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--nproc", type=positive_int, help="launch N processes with torchrun")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` without ``--nproc N`` / ``--nproc=N``: torchrun sets the world size."""
+    forwarded, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--nproc="):
+            skip = False
+            continue
+        skip = arg == "--nproc"
+        if not skip:
+            forwarded.append(arg)
+    return forwarded
+
+
+def run(args: argparse.Namespace) -> str:
+    if args.nproc and args.nproc > 1:
+        from leanconv.train.distributed import launch
+
+        code = launch(args.nproc, _without_nproc(args.argv))
+        if code:
+            raise ValueError(f"the distributed run failed (torchrun exit code {code})")
+        return "distributed run finished"
+    from leanconv.train.config import TrainConfig
+    from leanconv.train.trainer import train
+
+    config = train_config(args, progress=not args.no_progress, resume=args.resume)
+    out = args.out or f"runs/{config.model}-{(config.conv or 'standard').replace(':', '_')}"
+    summary = train(TrainConfig.from_dict({**config.to_dict(), "out": out}))
+    return json.dumps({k: v for k, v in summary.items() if k != "per_class_acc"}, indent=2)
