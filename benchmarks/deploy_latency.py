@@ -17,6 +17,7 @@ import torch
 from leanconv import create_model
 from leanconv.bench import deploy_latency, machine_info
 from leanconv.io import atomic_write_text
+from leanconv.tables import format_table
 
 CASES = (  # (model, conv, input shape)
     ("mobilenet_v2_100", None, (1, 3, 224, 224)),
@@ -41,12 +42,10 @@ def main() -> int:
         print(json.dumps(rows[-1]))
     atomic_write_text(args.out, json.dumps({"machine": machine_info(args.threads),
                                             "results": rows}, indent=2) + "\n")
-    print(f"\n| model | input | {' | '.join(FORMS)} |\n|---|---|" + "---|" * len(FORMS))
-    for row in rows:
-        eager = row["ms"]["eager"]
-        cells = [f"{row['ms'][form]:.2f} ms ({eager / row['ms'][form]:.2f}x)" for form in FORMS]
-        size = "x".join(map(str, row["input_shape"]))
-        print(f"| {row['model']} ({row['conv']}) | {size} | {' | '.join(cells)} |")
+    table = [[f"{row['model']} ({row['conv']})", "x".join(map(str, row["input_shape"])),
+              *(f"{row['ms'][form]:.2f} ms ({row['ms']['eager'] / row['ms'][form]:.2f}x)"
+                for form in FORMS)] for row in rows]
+    print("\n" + format_table(("model", "input", *FORMS), table, "md"))
     print(f"\nwrote {args.out}")
     return 0
 

@@ -35,7 +35,7 @@ def deploy_latency(model: nn.Module, input_shape: tuple[int, ...], threads: int,
     """Median latency (ms) of each deployment form of ``model`` on ``input_shape``."""
     with torch_threads(threads):
         eager = copy.deepcopy(model).eval()
-        folded = fold(eager, input_shape, threads=threads)
+        folded, report = fold(eager, input_shape, threads=threads)
         x = torch.randn(input_shape)
         compiled, compile_seconds = compile_frozen(folded, x)
         with tempfile.TemporaryDirectory() as folder:
@@ -53,5 +53,5 @@ def deploy_latency(model: nn.Module, input_shape: tuple[int, ...], threads: int,
             "ms": {name: round(ms, 4) for name, ms in medians.items()},
             "onnx_max_abs_diff": exported.max_abs_diff,
             "compile_seconds": round(compile_seconds, 1),
-            "fold_choices": [f"{row.name}: {row.action}" for row in folded.fold_report.rows
+            "fold_choices": [f"{row.name}: {row.action}" for row in report.rows
                              if ":" in row.action]}

@@ -58,7 +58,7 @@ CASES: tuple[ModelCase, ...] = (
               _torchvision("shufflenet_v2_x1_0"), 224),
     ModelCase("mixnet_s", None, "timm mixnet_s", _timm("mixnet_s"), 224),
     ModelCase("vgg16_cifar", "hetconv:p=4", "leanconv vgg16_cifar (standard, folded)",
-              lambda: fold(create_model("vgg16_cifar")), 32),
+              lambda: fold(create_model("vgg16_cifar"))[0], 32),
 )
 
 
@@ -84,8 +84,8 @@ def bench_models(*, threads: int, batches: tuple[int, ...] = (1, 32),
             channels_last = layout == "channels_last"
             shape = (batch, 3, case.size, case.size)
             torch.manual_seed(0)
-            ours = fold(create_model(case.model, conv=case.conv), shape,
-                        channels_last=channels_last, threads=threads)
+            ours, _ = fold(create_model(case.model, conv=case.conv), shape,
+                           channels_last=channels_last, threads=threads)
             times = measure_side_by_side({"leanconv": ours, "reference": reference}, shape,
                                          channels_last=channels_last, threads=threads,
                                          rounds=rounds, min_run_time=min_run_time)

@@ -1,5 +1,5 @@
-"""``compile(model, input_shape)``: ``torch.compile`` with inference freezing, kept only where
-it measures faster.
+"""``compile_model(model, input_shape)``: ``torch.compile`` with inference freezing, kept only
+where it measures faster.
 
 Freezing (``options={"freezing": True}``) lets Inductor treat the weights as constants: it
 folds them into pre-packed kernel layouts (oneDNN on CPU) and drops what only training needs.
@@ -49,25 +49,25 @@ def compile_frozen(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, float]
     return compiled, time.perf_counter() - start
 
 
-def compile(
+def compile_model(
     model: nn.Module,
     input_shape: tuple[int, ...],
     *,
     channels_last: bool = False,
     threads: int | None = None,
     rounds: int = 3,
-) -> nn.Module:
+) -> tuple[nn.Module, CompileReport]:
     """The faster of ``fold(model)`` and ``torch.compile(fold(model), freezing)`` on
-    ``input_shape``; the measurements are its ``compile_report`` (:class:`CompileReport`).
-    Call the result under ``torch.inference_mode()``.
+    ``input_shape``, and the :class:`CompileReport` of the measurements behind the choice.
+    Call the model under ``torch.inference_mode()``.
     """
-    check_module("compile", "model", model)
-    shape = check_input_shape("compile", input_shape)
-    check_threads("compile", threads)
-    check_int("compile", "rounds", rounds)
+    check_module("compile_model", "model", model)
+    shape = check_input_shape("compile_model", input_shape)
+    check_threads("compile_model", threads)
+    check_int("compile_model", "rounds", rounds)
     threads = threads or torch.get_num_threads()
     with torch_threads(threads):
-        folded = fold(model, shape, channels_last=channels_last, threads=threads)
+        folded, _ = fold(model, shape, channels_last=channels_last, threads=threads)
         if channels_last:
             folded = folded.to(memory_format=torch.channels_last)
         parameter = next(folded.parameters())
@@ -80,6 +80,4 @@ def compile(
     chosen = "compiled" if times["compiled"][0] < times["folded"][0] else "folded"
     report = CompileReport(times["eager"][0], times["folded"][0], times["compiled"][0], chosen,
                            seconds)
-    result = compiled if chosen == "compiled" else folded
-    result.compile_report = report
-    return result
+    return (compiled if chosen == "compiled" else folded), report

@@ -1,6 +1,7 @@
 """``fold(model)``: the eval-mode inference form of a model, exact to 1e-5 in fp32.
 
-What it does, in order (each step recorded in ``folded.fold_report``):
+What it does, in order (each step a row of the :class:`FoldReport` it returns beside the
+folded model):
 
 1. **Shuffles** with one group are removed; shuffles whose every reader is a dense conv or
    linear layer (through per-channel layers) move into those readers' weights
@@ -11,11 +12,12 @@ What it does, in order (each step recorded in ``folded.fold_report``):
 3. **Activations** whose input nothing else reads (a conv's output, say) run in place.
 4. **HetConv** becomes :class:`FoldedHetConv2d` (grouped KxK conv with the 1x1 part
    accumulated into it) or, with ``hetconv='dense'``, one dense conv; ``'auto'`` measures both
-   per layer on ``input_shape`` and keeps the faster.
+   per layer on ``input_shape`` and keeps the faster (:mod:`leanconv.deploy.autotune`).
 5. **MixConv** stays split or becomes one zero-padded depthwise conv
    (:mod:`leanconv.deploy.single_kernel`); ``'auto'`` measures per layer these two and every
-   merge of adjacent groups in between (``merged 2+2``: 3x3+5x5 and 7x7+9x9 as two convs).
-   MixNet's equal grouped pointwise convs become one ``groups=g`` conv under the same choice.
+   merge of adjacent groups in between (``merged 2+2``: 3x3+5x5 and 7x7+9x9 as two convs;
+   :mod:`leanconv.deploy.autotune`). MixNet's equal grouped pointwise convs become one
+   ``groups=g`` conv under the same choice.
 6. **Verification** (with ``input_shape``): the folded model's output is compared with the
    original's in eval mode; a difference above ``atol`` (relative to the output's scale)
    raises :class:`FoldError`.
@@ -29,19 +31,17 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import fx, nn
 
-from leanconv.cost.latency import make_inputs, measure, median_iqr
+from leanconv.deploy.autotune import HETCONV_FORMS, MIXCONV_FORMS, choose_forms
 from leanconv.deploy.batchnorm import can_fold, fold_rule
 from leanconv.deploy.folded_hetconv import FoldedHetConv2d
 from leanconv.deploy.graph import graph_pairs, module_uses, sequential_pairs, trace
 from leanconv.deploy.shuffle import apply_shuffle_fold, drop_trivial_shuffles, plan_shuffle_folds
-from leanconv.deploy.single_kernel import compositions, merged_mixconv, single_kernel_group_conv
+from leanconv.errors import FoldError
 from leanconv.ops._validate import (
     check_choice,
     check_input_shape,
@@ -49,19 +49,11 @@ from leanconv.ops._validate import (
     check_threads,
 )
 from leanconv.ops.het_conv import HetConv2d
-from leanconv.ops.mixed_conv import MixConv2d, MixedGroupConv
+from leanconv.tables import format_table
 
-HETCONV_FORMS = ("auto", "fused", "dense")
 # modules whose output is a new tensor (an in-place activation after them touches nothing else)
 FRESH_OUTPUTS = (FoldedHetConv2d, nn.BatchNorm2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d,
                  nn.AdaptiveAvgPool2d)
-MIXCONV_FORMS = ("auto", "split", "single")
-ROUNDS = 3
-MIN_RUN_TIME = 0.02
-
-
-class FoldError(RuntimeError):
-    """The folded model does not reproduce the original (a bug or an unsupported pattern)."""
 
 
 @dataclass
@@ -88,9 +80,10 @@ class FoldReport:
         return sum(row.action == action for row in self.rows)
 
     def table(self) -> str:
-        width = max([len(row.name) for row in self.rows] + [6])
-        lines = [f"{'module':<{width}}  {'action':<16}  detail"]
-        lines += [f"{row.name:<{width}}  {row.action:<16}  {row.detail}" for row in self.rows]
+        """One line per decision (module, action, detail), then the trace fallback and the
+        verified difference where there are any."""
+        lines = [format_table(("module", "action", "detail"),
+                              ((row.name, row.action, row.detail) for row in self.rows))]
         if self.trace_error:
             lines.append(f"(not traceable, Sequential fallback: {self.trace_error})")
         if self.max_abs_diff is not None:
@@ -162,83 +155,6 @@ def _activations_in_place(model: nn.Module, graph: fx.Graph, report: FoldReport)
             report.add(node.target, "in place", type(module).__name__)
 
 
-def _layer_inputs(model: nn.Module, names: list[str], input_shape: tuple[int, ...],
-                  channels_last: bool) -> dict[str, tuple[int, ...]]:
-    """The input shape each named module receives on an ``input_shape`` input."""
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def record(name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
-        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-            shapes.setdefault(name, tuple(args[0].shape))
-
-        return hook
-
-    hooks = [model.get_submodule(name).register_forward_pre_hook(record(name))
-             for name in names]
-    try:
-        parameter = next(model.parameters(), None)
-        device = parameter.device if parameter is not None else torch.device("cpu")
-        dtype = parameter.dtype if parameter is not None else torch.float32
-        with torch.no_grad():
-            model(make_inputs([input_shape], device, dtype, channels_last)[0])
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return shapes
-
-
-def _fastest(candidates: dict[str, nn.Module], shape: tuple[int, ...], like: torch.Tensor,
-             channels_last: bool, threads: int) -> tuple[str, dict[str, float]]:
-    """The candidate with the lowest median time (ms), measured in interleaved rounds."""
-    x = make_inputs([shape], like.device, like.dtype, channels_last)
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(ROUNDS):
-        for name, module in candidates.items():
-            times[name].append(measure(module, x, threads, MIN_RUN_TIME)[0])
-    medians = {name: median_iqr(values)[0] for name, values in times.items()}
-    return min(medians, key=medians.get), medians
-
-
-def _alternatives(module: nn.Module, hetconv: str, mixconv: str) -> tuple[str, dict] | None:
-    """``(choice, {form: module})`` for a module with a choice of inference form."""
-    if isinstance(module, FoldedHetConv2d) and module.weight_1x1 is not None:
-        return hetconv, {"fused": module, "dense": module.to_dense()}
-    if isinstance(module, MixConv2d) and len(module.convs) > 1:
-        forms: dict[str, nn.Module] = {"split": module}
-        for parts in compositions(len(module.convs))[1:]:  # the first is the split itself
-            name = "single" if len(parts) == 1 else "merged " + "+".join(map(str, parts))
-            if mixconv == "auto" or name == "single":
-                forms[name] = merged_mixconv(module, parts)
-        return mixconv, forms
-    if isinstance(module, MixedGroupConv):
-        single = single_kernel_group_conv(module)
-        if single is not None:
-            return mixconv, {"split": module, "single": single}
-    return None
-
-
-def _choose_forms(model: nn.Module, report: FoldReport, hetconv: str, mixconv: str,
-                  input_shape: tuple[int, ...] | None, channels_last: bool,
-                  threads: int) -> None:
-    choices = {name: found for name, module in model.named_modules()
-               if (found := _alternatives(module, hetconv, mixconv)) is not None}
-    measured = [name for name, (choice, _) in choices.items() if choice == "auto"]
-    shapes = (_layer_inputs(model, measured, input_shape, channels_last)
-              if measured and input_shape is not None else {})
-    for name, (choice, forms) in choices.items():
-        split_form = next(iter(forms))
-        detail = ""
-        if choice == "auto" and name in shapes:
-            like = next(forms[split_form].parameters())
-            choice, times = _fastest(forms, shapes[name], like, channels_last, threads)
-            detail = ", ".join(f"{form} {ms:.3f} ms" for form, ms in times.items())
-        elif choice == "auto":
-            choice, detail = split_form, "not measured (no input_shape)"
-        if choice != split_form:
-            model.set_submodule(name, forms[choice])
-        report.add(name, f"{type(forms[split_form]).__name__.lower()}: {choice}", detail)
-
-
 def fold(
     model: nn.Module,
     input_shape: tuple[int, ...] | None = None,
@@ -248,14 +164,14 @@ def fold(
     channels_last: bool = False,
     threads: int | None = None,
     atol: float = 1e-5,
-) -> nn.Module:
-    """An eval-mode copy of ``model`` with no training-time structure left (module docstring).
+) -> tuple[nn.Module, FoldReport]:
+    """An eval-mode copy of ``model`` with no training-time structure left (module docstring),
+    and the :class:`FoldReport` of what was done; ``model`` is not changed.
 
     ``input_shape`` (batch first) is what the per-layer ``'auto'`` choices are measured on and
     what the result is verified on; without it ``'auto'`` keeps the unmeasured default
     (``fused``/``split``) and nothing is verified. ``channels_last``/``threads``: the layout
-    and thread count to measure with (use the deployment's). The report is
-    ``folded.fold_report`` (:class:`FoldReport`).
+    and thread count to measure with (use the deployment's).
     """
     _check_args(model, input_shape, hetconv, mixconv, threads, atol)
     folded = copy.deepcopy(model).eval()
@@ -267,12 +183,12 @@ def fold(
         for name, module in list(folded.named_modules()):
             if isinstance(module, HetConv2d):
                 folded.set_submodule(name, FoldedHetConv2d(module))
-        _choose_forms(folded, report, hetconv, mixconv, input_shape, channels_last,
-                      threads or torch.get_num_threads())
+        for row in choose_forms(folded, hetconv, mixconv, input_shape, channels_last,
+                                threads or torch.get_num_threads()):
+            report.add(*row)
         if input_shape is not None:
             report.max_abs_diff = _verify(model, folded, tuple(input_shape), atol)
-    folded.fold_report = report
-    return folded
+    return folded, report
 
 
 def _verify(model: nn.Module, folded: nn.Module, input_shape: tuple[int, ...],

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from leanconv.deploy.fold import fold
+from leanconv.errors import ExportError
 from leanconv.io import atomic_write_bytes
 from leanconv.ops._validate import check_input_shape, check_int, check_module, check_threads
 from leanconv.ops.deform_conv import DeformConv2d
@@ -38,10 +39,6 @@ from leanconv.ops.deform_conv import DeformConv2d
 DEFAULT_OPSET = 19
 MIN_OPSET = 18  # the dynamo exporter's lowest
 DEFORM_OPSET = 19  # ONNX DeformConv
-
-
-class ExportError(RuntimeError):
-    """The exported model failed the checker or does not match PyTorch."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +151,8 @@ def export_onnx(
     start = time.perf_counter()
     shape = tuple(input_shape)
     reference = copy.deepcopy(model).eval()
-    exported = fold(reference, hetconv="fused", mixconv="split") if fold_first else reference
+    exported = (fold(reference, hetconv="fused", mixconv="split")[0] if fold_first
+                else reference)
     example = torch.randn(shape)
     dynamic = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
     with _quiet(), torch.no_grad():

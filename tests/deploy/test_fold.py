@@ -6,16 +6,15 @@ import torchvision
 from torch import nn
 
 from leanconv import convert
-from leanconv.deploy import FoldedHetConv2d, FoldError, fold, register_fold_rule
+from leanconv.deploy import FoldedHetConv2d, FoldError, FoldReport, fold, register_fold_rule
 from leanconv.deploy.batchnorm import FOLD_RULES
 from leanconv.models import create_model, list_models, model_entry
 from leanconv.ops import ChannelShuffle, HetConv2d, MixConv2d, create_conv
-from tests.deploy.conftest import executed_ops, randomize_batchnorms
+from tests.helpers import executed_ops, operator_specs, randomize_batchnorms
 
-SPECS = ["standard", "dilated:d=2", "group:g=2,shuffle=1", "group:g=4", "depthwise", "dwsep",
-         "hetconv:p=4", "hetconv:p=2,layout=interleaved", "mixconv:k=3.5.7",
-         "mixconv:k=3.5.7,dilated=1", "mixconv:k=3.5,split=exponential", "compconv:c0=4",
-         "compconv:c0=8", "stacked", "deform", "deform:mod=1"]
+# every registered kind and option, plus deeper CompConvs and more groups
+SPECS = [*operator_specs(), "group:g=4,shuffle=1", "hetconv:p=2,layout=interleaved",
+         "mixconv:k=3.5.7,dilated=1", "compconv:c0=4", "compconv:c0=8"]
 
 
 def _net(spec, stride=1, **kwargs):
@@ -42,13 +41,29 @@ def _batchnorms(model):
 def test_every_operator_folds_exactly(spec, stride, hetconv, mixconv):
     model = _net(spec, stride)
     x = torch.randn(2, 16, 12, 12)
-    folded = fold(model, x.shape, hetconv=hetconv, mixconv=mixconv)
+    folded, report = fold(model, x.shape, hetconv=hetconv, mixconv=mixconv)
     _close(folded, model, x)
     assert _batchnorms(folded) == []
     assert not any(isinstance(m, ChannelShuffle) for m in folded.modules())
     assert not any("batch_norm" in op for op in executed_ops(folded, x))
-    assert folded.fold_report.max_abs_diff < 1e-5
+    assert report.max_abs_diff < 1e-5
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_fold_returns_the_model_and_its_report_and_attaches_nothing():
+    model = _net("hetconv:p=4")
+    before = set(vars(model))
+    result = fold(model, (1, 16, 8, 8), hetconv="fused", mixconv="split")
+    assert isinstance(result, tuple) and len(result) == 2
+    folded, report = result
+    assert isinstance(folded, nn.Module) and isinstance(report, FoldReport)
+    assert not hasattr(folded, "fold_report") and not hasattr(model, "fold_report")
+    assert set(vars(folded)) == before == set(vars(model))
+    header, *lines, diff = report.table().splitlines()
+    assert header.split() == ["module", "action", "detail"] and diff.startswith("max |folded")
+    assert len(lines) == len(report.rows) > 0
+    column = header.index("action")  # format_table's aligned columns
+    assert all(line[column - 2:column] == "  " and line[column] != " " for line in lines)
 
 
 def test_internal_norms_fold_too():
@@ -56,19 +71,19 @@ def test_internal_norms_fold_too():
     stacked = _net("stacked", norm_layer=nn.BatchNorm2d)
     x = torch.randn(2, 16, 10, 10)
     for model in (randomize_batchnorms(dwsep), randomize_batchnorms(stacked)):
-        folded = fold(model, x.shape)
+        folded, report = fold(model, x.shape)
         _close(folded, model, x)
         assert _batchnorms(folded) == []
-        assert folded.fold_report.count("bn folded") == 2
+        assert report.count("bn folded") == 2
 
 
 def test_shuffle_kernels_leave_the_profile():
     model = _net("group:g=4,shuffle=1")
     x = torch.randn(1, 16, 8, 8)
     assert any("channel_shuffle" in op for op in executed_ops(model, x))
-    folded = fold(model, x.shape)
+    folded, report = fold(model, x.shape)
     assert not any("channel_shuffle" in op for op in executed_ops(folded, x))
-    assert folded.fold_report.count("shuffle folded") == 1
+    assert report.count("shuffle folded") == 1
 
 
 def test_shuffle_before_grouped_conv_is_kept_exactly():
@@ -76,9 +91,9 @@ def test_shuffle_before_grouped_conv_is_kept_exactly():
         create_conv("group:g=4,shuffle=1", 16, 16, 3), nn.BatchNorm2d(16), nn.ReLU(),
         nn.Conv2d(16, 16, 1, groups=4)))
     x = torch.randn(2, 16, 8, 8)
-    folded = fold(model, x.shape)
+    folded, report = fold(model, x.shape)
     _close(folded, model, x)
-    assert folded.fold_report.count("shuffle folded") == 0
+    assert report.count("shuffle folded") == 0
     assert _batchnorms(folded) == []
 
 
@@ -87,7 +102,7 @@ def test_shuffle_into_linear_through_global_pool():
         nn.Conv2d(3, 8, 3), ChannelShuffle(2), nn.BatchNorm2d(8), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5)))
     x = torch.randn(2, 3, 9, 9)
-    folded = fold(model, x.shape)
+    folded, _ = fold(model, x.shape)
     _close(folded, model, x)
     assert not any(isinstance(m, ChannelShuffle) for m in folded.modules())
 
@@ -98,7 +113,7 @@ def test_every_zoo_model_folds_exactly(name, conv):
     model = randomize_batchnorms(create_model(name, conv=conv))
     size = 32 if model_entry(name).input_size == 32 else 64
     x = torch.randn(2, 3, size, size)
-    folded = fold(model, x.shape, hetconv="fused", mixconv="single")
+    folded, report = fold(model, x.shape, hetconv="fused", mixconv="single")
     _close(folded, model, x)
     assert _batchnorms(folded) == []
     if any(isinstance(m, HetConv2d) for m in model.modules()):
@@ -106,30 +121,31 @@ def test_every_zoo_model_folds_exactly(name, conv):
         assert any(isinstance(m, FoldedHetConv2d) for m in folded.modules())
     if name.startswith("shufflenet_v2"):
         # the last shuffle of each stage feeds 1x1/depthwise convs; the others feed a split
-        assert folded.fold_report.count("shuffle folded") == 3
+        assert report.count("shuffle folded") == 3
     if name.startswith("shufflenet_v1_g1"):
         assert not any(isinstance(m, ChannelShuffle) for m in folded.modules())
 
 
+@pytest.mark.slow
 def test_converted_torchvision_model_folds():
     model = randomize_batchnorms(convert(torchvision.models.resnet18(), "hetconv:p=4")[0])
     x = torch.randn(1, 3, 64, 64)
-    folded = fold(model, x.shape)
+    folded, _ = fold(model, x.shape)
     _close(folded, model, x)
     assert _batchnorms(folded) == []
 
 
 def test_auto_measures_and_records_the_choice():
     model = nn.Sequential(create_conv("hetconv:p=4", 32, 32, 3), MixConv2d(32, 32, (3, 5, 7)))
-    folded = fold(model, (1, 32, 16, 16), threads=1)
-    rows = {row.name: row for row in folded.fold_report.rows}
+    _, report = fold(model, (1, 32, 16, 16), threads=1)
+    rows = {row.name: row for row in report.rows}
     assert rows["0"].action in ("foldedhetconv2d: fused", "foldedhetconv2d: dense")
     assert "fused" in rows["0"].detail and "dense" in rows["0"].detail and "ms" in rows["0"].detail
     assert rows["1"].action.startswith("mixconv2d: ")
     assert "merged 1+2 " in rows["1"].detail and "single " in rows["1"].detail
-    unmeasured = fold(model)
-    assert "not measured" in {row.name: row for row in unmeasured.fold_report.rows}["0"].detail
-    assert unmeasured.fold_report.max_abs_diff is None
+    _, unmeasured = fold(model)
+    assert "not measured" in {row.name: row for row in unmeasured.rows}["0"].detail
+    assert unmeasured.max_abs_diff is None
 
 
 def test_untraceable_model_falls_back_to_sequentials():
@@ -142,8 +158,9 @@ def test_untraceable_model_falls_back_to_sequentials():
             return self.body(x) if x.sum() > -1e9 else x
 
     model = randomize_batchnorms(DataDependent())
-    folded = fold(model, (1, 3, 8, 8))
-    assert folded.fold_report.trace_error
+    folded, report = fold(model, (1, 3, 8, 8))
+    assert report.trace_error
+    assert "not traceable, Sequential fallback" in report.table()
     assert _batchnorms(folded) == []
     _close(folded, model, torch.randn(1, 3, 8, 8))
 
@@ -160,8 +177,8 @@ def test_batchnorm_without_a_foldable_producer_is_kept_and_reported():
             return self.bn(self.conv(self.conv(self.pre(x))))
 
     model = randomize_batchnorms(Shared())
-    folded = fold(model, (1, 4, 6, 6))
-    assert folded.fold_report.count("bn kept") == 2
+    folded, report = fold(model, (1, 4, 6, 6))
+    assert report.count("bn kept") == 2
     _close(folded, model, torch.randn(1, 4, 6, 6))
 
 
@@ -178,7 +195,7 @@ def test_a_wrong_rule_is_caught_by_verification():
         with pytest.raises(FoldError, match="differs from the original"):
             fold(model, (1, 3, 8, 8))
     finally:
-        del FOLD_RULES[Scaled]
+        FOLD_RULES.remove(Scaled)
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
@@ -207,11 +224,11 @@ def test_activations_run_in_place_only_when_nothing_else_reads_their_input():
             return y + self.shared_act(y)  # y is read twice: must not be overwritten
 
     model = randomize_batchnorms(Branches())
-    folded = fold(model, (1, 3, 6, 6))
+    folded, _ = fold(model, (1, 3, 6, 6))
     assert folded.act.inplace and not folded.shared_act.inplace
     _close(folded, model, torch.randn(1, 3, 6, 6))
-    mobilenet = fold(create_model("mobilenet_v2_100"))
-    assert mobilenet.fold_report.count("in place") == 35  # every ReLU6
+    _, mobilenet = fold(create_model("mobilenet_v2_100"))
+    assert mobilenet.count("in place") == 35  # every ReLU6
 
 
 @pytest.mark.parametrize("parts", [(1, 3), (2, 2), (3, 1), (1, 1, 2), (4,)])

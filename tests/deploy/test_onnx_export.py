@@ -12,13 +12,14 @@ from leanconv.deploy import ExportError, export_onnx
 from leanconv.deploy.onnx_export import onnxruntime_session
 from leanconv.models import create_model, list_models, model_entry
 from leanconv.ops import create_conv
-from tests.deploy.conftest import randomize_batchnorms
+from tests.helpers import randomize_batchnorms
 
 
 def _operators(path):
     return {node.op_type for node in onnx.load(str(path)).graph.node}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.parametrize("conv", [None, "hetconv:p=4"])
 def test_every_zoo_model_exports_with_parity(name, conv, tmp_path):
@@ -31,6 +32,7 @@ def test_every_zoo_model_exports_with_parity(name, conv, tmp_path):
     assert set(result.operators) == _operators(result.path)
 
 
+@pytest.mark.slow
 def test_converted_torchvision_resnet50_exports_with_parity(tmp_path):
     model = randomize_batchnorms(convert(torchvision.models.resnet50(), "hetconv:p=4")[0])
     result = export_onnx(model, tmp_path / "r50.onnx", (1, 3, 64, 64))
@@ -65,6 +67,7 @@ def test_deform_conv_needs_opset_19(tmp_path):
         export_onnx(create_conv("deform", 4, 4, 3), tmp_path / "d.onnx", (1, 4, 6, 6), opset=18)
 
 
+@pytest.mark.slow
 def test_dynamic_batch_runs_any_batch(tmp_path):
     model = randomize_batchnorms(create_model("shufflenet_v2_x0_5"))
     result = export_onnx(model, tmp_path / "s.onnx", (2, 3, 64, 64), dynamic_batch=True)
