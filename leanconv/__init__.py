@@ -1,27 +1,32 @@
-"""leanconv: efficient convolution operators as exact drop-in PyTorch modules."""
+"""leanconv: efficient convolution operators as exact drop-in PyTorch modules.
 
-from leanconv.convert import ConversionPolicy, ConversionReport, convert
-from leanconv.cost import Profile, profile
-from leanconv.deploy import compile, export_onnx, fold
-from leanconv.models import create_model, list_models
-from leanconv.ops import (
-    ChannelShuffle,
-    CompConv2d,
-    DeformConv2d,
-    DepthwiseConv2d,
-    DepthwiseSeparableConv2d,
-    GroupConv2d,
-    HetConv2d,
-    MixConv2d,
-    MixedGroupConv,
-    SqueezeExcite,
-    StackedConv2d,
-    conv_spec_help,
-    create_conv,
-    parse_conv_spec,
-)
+The public names below are imported on first use (PEP 562 ``__getattr__``): ``import
+leanconv`` itself loads nothing heavy, so the command line starts fast and a user who only
+builds operators never imports the converter, the cost model, the deployment code or
+torchvision.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "ConversionPolicy": "leanconv.convert", "ConversionReport": "leanconv.convert",
+    "convert": "leanconv.convert",
+    "Profile": "leanconv.cost", "profile": "leanconv.cost",
+    "compile_model": "leanconv.deploy", "export_onnx": "leanconv.deploy",
+    "fold": "leanconv.deploy",
+    "ModelInfo": "leanconv.loading", "load_model": "leanconv.loading",
+    "create_model": "leanconv.models", "list_models": "leanconv.models",
+    **{name: "leanconv.ops" for name in (
+        "ChannelShuffle", "CompConv2d", "DeformConv2d", "DepthwiseConv2d",
+        "DepthwiseSeparableConv2d", "GroupConv2d", "HetConv2d", "MixConv2d", "MixedGroupConv",
+        "SqueezeExcite", "StackedConv2d", "conv_spec_help", "create_conv", "parse_conv_spec")},
+}
 
 __all__ = [
     "ChannelShuffle",
@@ -35,11 +40,12 @@ __all__ = [
     "HetConv2d",
     "MixConv2d",
     "MixedGroupConv",
+    "ModelInfo",
     "Profile",
     "SqueezeExcite",
     "StackedConv2d",
     "__version__",
-    "compile",
+    "compile_model",
     "conv_spec_help",
     "convert",
     "create_conv",
@@ -47,6 +53,42 @@ __all__ = [
     "export_onnx",
     "fold",
     "list_models",
+    "load_model",
     "parse_conv_spec",
     "profile",
 ]
+
+if TYPE_CHECKING:  # what static tools see; at run time __getattr__ imports on demand
+    from leanconv.convert import ConversionPolicy, ConversionReport, convert
+    from leanconv.cost import Profile, profile
+    from leanconv.deploy import compile_model, export_onnx, fold
+    from leanconv.loading import ModelInfo, load_model
+    from leanconv.models import create_model, list_models
+    from leanconv.ops import (
+        ChannelShuffle,
+        CompConv2d,
+        DeformConv2d,
+        DepthwiseConv2d,
+        DepthwiseSeparableConv2d,
+        GroupConv2d,
+        HetConv2d,
+        MixConv2d,
+        MixedGroupConv,
+        SqueezeExcite,
+        StackedConv2d,
+        conv_spec_help,
+        create_conv,
+        parse_conv_spec,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'leanconv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

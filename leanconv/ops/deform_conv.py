@@ -22,13 +22,23 @@ conv, the kernel, 4 per bilinear sample (+ 1 for the modulation).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import cache
 
 import torch
 from torch import nn
-from torchvision.ops import deform_conv2d
 
 from leanconv.ops._validate import check_conv_args, check_divides, check_input, check_int
 from leanconv.ops.padding import resolve_padding
+
+
+@cache
+def _deform_conv2d() -> Callable[..., torch.Tensor]:
+    """torchvision's kernel, imported on first use: importing torchvision takes about 1.2 s,
+    which every ``import leanconv`` would otherwise pay."""
+    from torchvision.ops import deform_conv2d
+
+    return deform_conv2d
 
 
 class DeformConv2d(nn.Module):
@@ -87,7 +97,7 @@ class DeformConv2d(nn.Module):
             split = 2 * self.offset_groups * self.kernel_size**2
             predicted, logits = predicted[:, :split], predicted[:, split:]
             mask = 2.0 * torch.sigmoid(logits)
-        y = deform_conv2d(x, predicted, self.weight, self.bias, self.stride, self.padding,
+        y = _deform_conv2d()(x, predicted, self.weight, self.bias, self.stride, self.padding,
                           self.dilation, mask)
         if x.is_contiguous(memory_format=torch.channels_last):  # torchvision returns NCHW
             y = y.contiguous(memory_format=torch.channels_last)

@@ -144,6 +144,7 @@ def test_executed_macs_equal_torch_flop_counter(name):
         counter.get_total_flops() // 2)
 
 
+@pytest.mark.slow
 def test_conv_and_linear_macs_equal_fvcore_on_every_zoo_model():
     fvcore = pytest.importorskip("fvcore.nn", reason="fvcore is in the 'compare' extra (make "
                                                      "test installs it)")
@@ -193,6 +194,7 @@ def test_unknown_ops_are_listed_loudly():
     assert result.totals["memory_access"] == 2 * 36  # its traffic is still counted
 
 
+@pytest.mark.slow
 def test_latency_is_measured_by_replay():
     model = create_model("resnet20_cifar")
     result = profile(model, (2, 3, 32, 32), latency=True, threads=1, min_run_time=0.01)

@@ -34,12 +34,14 @@ def test_split_channels(channels, groups, split, expected):
     assert split_channels(channels, groups, split) == expected
 
 
-@pytest.mark.parametrize("kernel_sizes,split,multiplier", [((3, 5, 7), "equal", 1),
-                                                           ((3, 5, 7, 9), "exponential", 2)])
-def test_parameter_count_and_shapes(kernel_sizes, split, multiplier):
+@pytest.mark.parametrize("kernel_sizes,split,multiplier,sizes", [
+    ((3, 5, 7), "equal", 1, (12, 10, 10)),  # remainder to the first group
+    ((3, 5, 7, 9), "exponential", 2, (16, 8, 4, 4)),  # 1/2, 1/4, 1/8, 1/8
+])
+def test_parameter_count_and_shapes(kernel_sizes, split, multiplier, sizes):
     c = 32
     mix = MixConv2d(c, c * multiplier, kernel_sizes, split=split)
-    sizes = split_channels(c, len(kernel_sizes), split)
+    assert tuple(conv.in_channels for conv in mix.convs) == sizes
     assert count_params(mix) == multiplier * sum(
         s * k * k for s, k in zip(sizes, kernel_sizes, strict=True))
     for stride, size in [(1, 9), (2, 9), (2, 10)]:
