@@ -10,6 +10,7 @@ from leanconv.ops.create_conv import (
     SpecParam,
     conv_spec_help,
     create_conv,
+    create_conv_like,
     parse_conv_spec,
     register_conv_kind,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "channel_shuffle",
     "conv_spec_help",
     "create_conv",
+    "create_conv_like",
     "get_padding",
     "parse_conv_spec",
     "register_conv_kind",

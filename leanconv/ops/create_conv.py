@@ -139,8 +139,9 @@ def create_conv(
     bias: bool = False,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build the operator named by ``spec`` (or call ``spec`` if it is a factory), with
-    ``nn.Conv2d``'s positional arguments.
+    """Build the operator named by ``spec`` with ``nn.Conv2d``'s positional arguments; a
+    factory ``spec`` is called as ``spec(in, out, k, stride, padding=, bias=, **kwargs)``
+    (plus ``dilation=`` when given).
 
     ``padding=None`` is the numeric same-style padding; ``dilation=None`` is 1 unless the spec
     sets it (``dilated:d=2``). ``kwargs`` go to the operator (``act_layer`` for ``stacked``,
