@@ -122,11 +122,6 @@ class Registry(Generic[V]):
         cls = obj if isinstance(obj, type) else type(obj)
         return next((self._entries[c] for c in cls.__mro__ if c in self._entries), None)
 
-    def where(self, key: object) -> str:
-        """``file:line`` where ``key`` was registered."""
-        self.get(key)
-        return self._origins[self._normalize(key)]
-
     def __contains__(self, key: object) -> bool:
         return self.find(key) is not None
 

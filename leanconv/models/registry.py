@@ -39,11 +39,6 @@ class ModelEntry:
     num_classes: int
     small_input: bool
 
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of the default input."""
-        return self.in_chans, self.input_size, self.input_size
-
 
 _MODELS: Registry[ModelEntry] = Registry("model")
 

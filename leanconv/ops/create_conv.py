@@ -164,8 +164,7 @@ def create_conv(
     return kind.build(in_channels, out_channels, kernel_size, stride, **arguments)
 
 
-def _square(owner: str, name: str, value: tuple[int, ...] | int) -> int:
-    value = (value, value) if isinstance(value, int) else tuple(value)
+def _square(owner: str, name: str, value: tuple[int, ...]) -> int:
     if len(set(value)) != 1:
         raise ValueError(f"{owner}: asymmetric {name} {value}; only square {name}s have a "
                          f"replacement")

@@ -20,12 +20,11 @@ import torch
 from leanconv.cost.latency import measure_side_by_side
 from leanconv.cost.profile import profile
 from leanconv.io import atomic_write_text
-from leanconv.loading import load_model
 from leanconv.tables import format_table, records_table
 from leanconv.train.config import TrainConfig
 from leanconv.train.data import IMAGE_SHAPE
 from leanconv.train.plots import accuracy_plot
-from leanconv.train.trainer import train
+from leanconv.train.trainer import build_model, train
 
 COLUMNS = ("conv", "test_acc_mean", "test_acc_std", "seeds", "params", "macs_analytic",
            "macs_executed", "memory_access", "latency_b1_ms", "latency_b32_ms",
@@ -34,10 +33,7 @@ COLUMNS = ("conv", "test_acc_mean", "test_acc_std", "seeds", "params", "macs_ana
 
 def _costs(configs: dict[str, TrainConfig], threads: int) -> dict[str, dict[str, Any]]:
     """Profile each operator's model and time them side by side at batch 1 and 32."""
-    models = {}
-    for conv, config in configs.items():
-        built = config.model_reference()
-        models[conv] = load_model(built["model"], **built["kwargs"])[0]
+    models = {conv: build_model(config) for conv, config in configs.items()}
     costs = {}
     for conv, model in models.items():
         totals = profile(model, (1, *IMAGE_SHAPE)).totals

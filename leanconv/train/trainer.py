@@ -49,6 +49,13 @@ METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_a
 EpochHook = Callable[[int, dict[str, Any]], None]
 
 
+def build_model(config: TrainConfig) -> nn.Module:
+    """The network ``config`` trains, freshly initialised, as its checkpoints record it
+    (:meth:`TrainConfig.model_reference`)."""
+    built = config.model_reference()
+    return load_model(built["model"], **built["kwargs"])[0]
+
+
 def load_data(config: TrainConfig) -> Dataset:
     data = (synthetic_dataset(seed=config.seed) if config.data == "synthetic"
             else load_fashion_mnist(config.data_dir))
@@ -174,8 +181,7 @@ def _set_up(config: TrainConfig, context: DistContext) -> _Run:
                          f"same --out folder")
     data = load_data(config)
     device = context.device
-    built = config.model_reference()
-    model = load_model(built["model"], **built["kwargs"])[0].to(device)
+    model = build_model(config).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if context.distributed and device.startswith("cuda"):
