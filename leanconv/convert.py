@@ -10,7 +10,14 @@ operators that have an exact dense equivalent (HetConv, group conv, depthwise-se
 without norm) back to ``nn.Conv2d``.
 
 Each replacement is :func:`leanconv.ops.create_conv.create_conv_like` (stride, dilation,
-padding and bias carried over); weights are inherited as :mod:`leanconv.inherit` documents.
+padding and bias carried over); weights are inherited data-free as :mod:`leanconv.inherit`
+documents. With ``calibration=images`` (N, C, H, W, normalised as the model expects) they are
+then fitted on those images (:mod:`leanconv.calibration`): each replaced layer, in forward
+order, by a least-squares fit of its output to the original layer's output on the images
+(its input computed by the already-fitted layers before it), then every BatchNorm's
+statistics are re-estimated on the images. A row's ``weights`` then reads e.g.
+``fitted (least-squares, err 0.031)`` (relative squared error on the sampled positions) and
+the totals hold ``calibration`` (images, samples per layer, seconds).
 Costs in the report come from :func:`leanconv.profile` on ``input_shape``.
 :func:`save_converted` writes a converted model as a plan that :func:`leanconv.load_model`
 rebuilds (:data:`leanconv.loading.CONVERTED_FORMAT`).
@@ -20,12 +27,16 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import torch
 from torch import nn
 
 from leanconv import inherit
+from leanconv.calibration import fit_converted, recalibrate_batchnorm
+from leanconv.calibration.batchnorm import check_images
 from leanconv.cost.profile import profile
 from leanconv.io import atomic_torch_save
 from leanconv.loading import CONVERTED_FORMAT, ModelInfo, load_model, reference_kind
@@ -118,6 +129,19 @@ class ConversionReport:
         t = self.totals
         lines.append(f"{self.replaced} of {len(self.rows)} layers replaced with {self.to!r}; "
                      f"params {t['params_before']:,} -> {t['params_after']:,}")
+        calibration = t.get("calibration")
+        if calibration is not None:
+            lines.append(f"weights fitted on {calibration['images']} calibration images "
+                         f"(least squares on up to {calibration['samples']:,} positions per "
+                         f"layer, BatchNorm statistics re-estimated) in "
+                         f"{calibration['seconds']:.1f} s")
+        elif self.to == "standard" and self.replaced:
+            lines.append("weights exact: the operators' dense equivalents")
+        elif all(r.weights == "fresh" for r in self.rows if r.replaced) and self.replaced:
+            lines.append("weights not inherited: fresh initialisation")
+        elif self.replaced:
+            lines.append("weights inherited data-free from the replaced convs (the "
+                         "leanconv.inherit rules); pass calibration= images to fit them")
         if t.get("macs_analytic_before") is not None:
             ratio = t["macs_analytic_after"] / t["macs_analytic_before"]
             lines.append(
@@ -153,19 +177,26 @@ def convert(
     inherit_weights: bool = True,
     inplace: bool = False,
     input_shape: tuple[int, ...] | None = (1, 3, 224, 224),
+    calibration: torch.Tensor | None = None,
+    calib_samples: int = 60000,
     **policy_kwargs: Any,
 ) -> tuple[nn.Module, ConversionReport]:
     """Replace ``model``'s convs by the operator ``to`` (a conv spec); see the module doc.
 
     ``policy_kwargs`` (``include``, ``exclude``, ``min_channels``, ``keep_stem``) build the
     policy when ``policy`` is None. ``input_shape`` is used for the MAC columns of the report
-    (None skips them). Returns the converted model (a deep copy unless ``inplace``) and the
-    report.
+    (None skips them). ``calibration``: images (N, C, H, W) to fit the inherited weights on
+    (:func:`leanconv.calibration.fit_converted`, then
+    :func:`leanconv.calibration.recalibrate_batchnorm`), ``calib_samples`` output positions
+    sampled per layer; needs ``inherit_weights=True``. Returns the converted model (a deep
+    copy unless ``inplace``) and the report.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"convert: model must be an nn.Module, got {type(model).__name__}")
     if to != "standard":
         parse_conv_spec(to)  # fails early, listing the valid kinds
+    if calibration is not None:
+        _check_calibration(to, inherit_weights, calibration, calib_samples)
     if policy is not None and policy_kwargs:
         raise ValueError(f"convert: give either policy= or policy keywords "
                          f"{sorted(policy_kwargs)}, not both")
@@ -176,6 +207,8 @@ def convert(
             raise ValueError(f"convert: {error}; policy keywords: include, exclude, "
                              f"min_channels, keep_stem") from None
     before = _costs(model, input_shape)
+    # the fit needs the original layers' outputs: keep a copy when converting in place
+    reference = copy.deepcopy(model) if inplace and calibration is not None else model
     target = model if inplace else copy.deepcopy(model)
     convs = [m for m in target.modules() if isinstance(m, nn.Conv2d)]
     stem = convs[0] if convs else None
@@ -203,9 +236,42 @@ def convert(
         target.set_submodule(name, new)
         row.new, row.replaced = _describe(new), True
         row.params_after = sum(p.numel() for p in new.parameters())
+    calibrated = None
+    if calibration is not None:
+        calibrated = _calibrate(reference, target, report, calibration, calib_samples)
     after = _costs(target, input_shape)
     _fill_costs(report, before, after, model, target, input_shape)
+    report.totals["calibration"] = calibrated
     return target, report
+
+
+def _check_calibration(to: str, inherit_weights: bool, calibration: object,
+                       samples: object) -> None:
+    if not inherit_weights:
+        raise ValueError("convert: calibration= fits the inherited weights, so it needs "
+                         "inherit_weights=True (got inherit_weights=False)")
+    if to == "standard":
+        raise ValueError("convert: calibration= is for efficient operators; to='standard' "
+                         "rebuilds exact dense equivalents, there is nothing to fit")
+    check_images("convert", "calibration", calibration)
+    check_int("convert", "calib_samples", samples)
+
+
+def _calibrate(original: nn.Module, target: nn.Module, report: ConversionReport,
+               images: torch.Tensor, samples: int) -> dict[str, Any]:
+    """Fit the replaced layers on ``images`` and re-estimate the BatchNorms; fills the rows'
+    ``weights`` and returns the report's ``calibration`` total."""
+    start = time.perf_counter()
+    names = [row.name for row in report.rows if row.replaced]
+    results = fit_converted(original, target, names, images, samples=samples) if names else {}
+    if names:
+        recalibrate_batchnorm(target, images)
+    for row in report.rows:
+        if row.name in results:
+            fit = results[row.name]
+            row.weights = f"fitted ({fit.method}, err {fit.rel_error:.3f})"
+    return {"images": int(images.shape[0]), "samples": samples,
+            "seconds": round(time.perf_counter() - start, 3)}
 
 
 def _costs(model: nn.Module, input_shape: tuple[int, ...] | None) -> Any:

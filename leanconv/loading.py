@@ -6,11 +6,11 @@
   arguments (``conv=``, ``small_input=``, ...) go to it;
 * ``torchvision:NAME`` or ``timm:NAME``: a classification model of that library, randomly
   initialised (leanconv never downloads weights), keyword arguments go to its builder;
-* a training checkpoint (``runs/NAME/best.pt``, :mod:`leanconv.train.checkpoint`): the
-  network the run built, with the trained weights;
-* a file written by ``leanconv convert --out`` (:data:`CONVERTED_FORMAT`): its base network
-  rebuilt by ``load_model``, each planned layer replaced by
-  :func:`leanconv.ops.create_conv.create_conv_like`, then the saved weights.
+* a training checkpoint (``runs/NAME/best.pt``, :mod:`leanconv.train.checkpoint`) or a file
+  written by ``leanconv convert --out`` (:data:`CONVERTED_FORMAT`): rebuilt the same way
+  (:func:`rebuild`): the base network, then its head and first conv fitted to the data it
+  was trained on (:func:`leanconv.adapt.apply_adaptation`), then each planned layer
+  replaced by :func:`leanconv.ops.create_conv.create_conv_like`, then the saved weights.
 
 Every call returns the model and a :class:`ModelInfo` saying what it is and what input it
 takes. This module sits below :mod:`leanconv.convert` and :mod:`leanconv.train` (they import
@@ -27,12 +27,12 @@ from typing import Any
 
 from torch import nn
 
+from leanconv.adapt import apply_adaptation
 from leanconv.io import safe_torch_load
 from leanconv.models.registry import create_model, list_models, model_entry
 from leanconv.ops._validate import check_int
 from leanconv.ops.create_conv import create_conv_like
 from leanconv.train.checkpoint import FORMAT as CHECKPOINT_FORMAT
-from leanconv.train.config import TrainConfig
 
 CONVERTED_FORMAT = "leanconv-converted/2"
 KINDS = ("zoo", "torchvision", "timm", "checkpoint", "converted")
@@ -72,6 +72,8 @@ class ModelInfo:
     plan: dict[str, str] = field(default_factory=dict)
     base: str | None = None
     train_config: dict[str, Any] | None = None
+    adapt: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] | None = None
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         """``(batch, in_chans, H, W)``: the default input with a batch."""
@@ -132,6 +134,33 @@ def load_model(ref: str | os.PathLike[str], *, num_classes: int | None = None,
             raise ValueError(f"load_model: {name}={value} contradicts {source!r}, which holds "
                              f"a model with {name}={held}; leave {name} out")
     return model, info
+
+
+def rebuild(info: ModelInfo) -> nn.Module:
+    """The network ``info`` describes, freshly initialised: ``info.model`` built with
+    ``info.kwargs``, then ``info.adapt`` and ``info.plan`` applied (no weights loaded)."""
+    if not isinstance(info, ModelInfo):
+        raise ValueError(f"rebuild: info must be the ModelInfo load_model returned, got "
+                         f"{type(info).__name__}")
+    model, _ = _build(info.model, reference_kind(info.model), dict(info.kwargs))
+    return _apply(info.source, model, info.model, info.adapt, info.plan)
+
+
+def _apply(path: str, model: nn.Module, name: str, adapt: dict[str, Any],
+           plan: dict[str, str]) -> nn.Module:
+    """``model`` with the ``adapt`` record, then the ``plan``, applied (as :func:`rebuild`)."""
+    try:
+        apply_adaptation(model, adapt)
+    except ValueError as error:
+        raise ValueError(f"load_model: {path!r} is corrupt: {error}") from None
+    for layer_name, spec in plan.items():
+        try:
+            layer = model.get_submodule(layer_name)
+        except AttributeError:
+            raise ValueError(f"load_model: {path!r} plans layer {layer_name!r}, which "
+                             f"{name!r} does not have") from None
+        model.set_submodule(layer_name, create_conv_like(spec, layer))
+    return model
 
 
 def _build(ref: str, kind: str, kwargs: dict[str, Any]) -> tuple[nn.Module, ModelInfo]:
@@ -247,33 +276,59 @@ def _input_size(path: str, record: dict[str, Any]) -> tuple[int, int]:
     return size[0], size[1]
 
 
+def _adapted(info: ModelInfo, adapt: dict[str, Any]) -> tuple[int, int]:
+    """(in_chans, num_classes) after the ``adapt`` record."""
+    return adapt.get("in_chans", info.in_chans), adapt.get("num_classes", info.num_classes)
+
+
+def _optional_dict(path: str, record: dict[str, Any], key: str) -> dict[str, Any]:
+    value = record.get(key) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"load_model: {path!r} is corrupt: its {key!r} is {value!r}")
+    return dict(value)
+
+
+def _legacy_built(path: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint written before the trainer recorded its network built: a zoo model
+    for Fashion-MNIST (1x28x28, 10 classes, the small-input stem where there is one)."""
+    model = _field(path, config, "model", str)
+    kwargs: dict[str, Any] = {"num_classes": 10, "in_chans": 1}
+    if model_entry(model).small_input:
+        kwargs["small_input"] = True
+    if config.get("conv") not in (None, "standard"):
+        kwargs["conv"] = config["conv"]
+    return {"model": model, "kwargs": kwargs, "input_size": [28, 28]}
+
+
 def _load_checkpoint(path: str, state: dict[str, Any]) -> tuple[nn.Module, ModelInfo]:
     config = _field(path, state, "config", dict)
     # a checkpoint written before the trainer recorded what it built: rebuilt the same way
-    built = state.get("built") or TrainConfig.from_dict(config).model_reference()
+    built = state.get("built") or _legacy_built(path, config)
     if not isinstance(built, dict):
         raise ValueError(f"load_model: {path!r} is corrupt: its 'built' is {built!r}")
     model, network = _network(path, built, "model", "kwargs")
+    adapt, plan = _optional_dict(path, built, "adapt"), _optional_dict(path, built, "plan")
+    model = _apply(path, model, network.model, adapt, plan)
     _load_weights(path, model, state.get("model"))
-    return model, ModelInfo(path, "checkpoint", network.model, network.in_chans,
-                            _input_size(path, built), network.num_classes, network.conv,
-                            network.kwargs, train_config=config)
+    in_chans, num_classes = _adapted(network, adapt)
+    conv = built.get("conv", network.conv)
+    return model, ModelInfo(path, "checkpoint", network.model, in_chans,
+                            _input_size(path, built), num_classes, conv, network.kwargs, plan,
+                            train_config=config, adapt=adapt,
+                            data=_optional_dict(path, state, "data") or None)
 
 
 def _load_converted(path: str, payload: dict[str, Any]) -> tuple[nn.Module, ModelInfo]:
     model, network = _network(path, payload, "base", "base_kwargs")
+    adapt = _optional_dict(path, payload, "adapt")
     plan = _field(path, payload, "plan", dict)
-    for name, spec in plan.items():
-        try:
-            layer = model.get_submodule(name)
-        except AttributeError:
-            raise ValueError(f"load_model: {path!r} plans layer {name!r}, which "
-                             f"{network.model!r} does not have") from None
-        model.set_submodule(name, create_conv_like(spec, layer))
+    model = _apply(path, model, network.model, adapt, plan)
     _load_weights(path, model, payload.get("state_dict"))
     train_config = payload.get("train_config")
-    return model, ModelInfo(path, "converted", network.model, network.in_chans,
-                            _input_size(path, payload), network.num_classes,
+    in_chans, num_classes = _adapted(network, adapt)
+    return model, ModelInfo(path, "converted", network.model, in_chans,
+                            _input_size(path, payload), num_classes,
                             _field(path, payload, "to", str), network.kwargs, dict(plan),
                             _field(path, payload, "source", str),
-                            None if train_config is None else dict(train_config))
+                            None if train_config is None else dict(train_config), adapt,
+                            _optional_dict(path, payload, "data") or None)

@@ -63,3 +63,22 @@ def executed_ops(model: nn.Module, x: torch.Tensor) -> set[str]:
     with torch.no_grad(), torch.profiler.profile(activities=activities) as prof:
         model(x)
     return {event.key for event in prof.key_averages()}
+
+
+def hand_made_checkpoint(path, legacy=False, **config_kwargs):
+    """A training checkpoint as the trainer writes it, without training (``legacy``: without
+    "built" and "data", as checkpoints were written before the trainer recorded them), for
+    ``TrainConfig(data='synthetic', **config_kwargs)``; returns the model saved."""
+    from leanconv.train.checkpoint import save_checkpoint
+    from leanconv.train.config import TrainConfig
+    from leanconv.train.network import build_network
+    from leanconv.train.trainer import load_data
+
+    config = TrainConfig(**{"data": "synthetic", **config_kwargs})
+    data = load_data(config)
+    model, built, _ = build_network(config, data)
+    state = {"config": config.to_dict(), "epoch": 1, "model": model.state_dict()}
+    if not legacy:
+        state.update(built=built, data=data.describe())
+    save_checkpoint(path, state)
+    return model

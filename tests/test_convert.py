@@ -148,3 +148,117 @@ def test_convert_leaves_the_original_unless_inplace():
 def test_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call(torchvision.models.resnet18())
+
+
+# --- data-aware inheritance: convert(..., calibration=images) ---------------------------------
+
+def _images(n):
+    """Spatially correlated images (as natural images are), where a data-aware fit matters."""
+    return torch.nn.functional.avg_pool2d(torch.randn(n, 1, 28, 28), 5, 1, 2) * 3
+
+
+def _trained_like_resnet20():
+    from leanconv import create_model
+    from leanconv.calibration import recalibrate_batchnorm
+    from tests.helpers import randomize_batchnorms
+
+    model = randomize_batchnorms(create_model("resnet20_cifar", in_chans=1, num_classes=10))
+    recalibrate_batchnorm(model, _images(256))  # BN statistics of its data, as after training
+    return model.eval()
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: a second thread only adds synchronisation
+    yield
+    torch.set_num_threads(threads)
+
+
+def _logit_error(model, reference, x):
+    model.eval()
+    with torch.no_grad():
+        want = reference(x)
+        return float((model(x) - want).norm() / want.norm())
+
+
+def test_calibration_fits_much_closer_than_data_free_inheritance(one_thread):
+    torch.manual_seed(0)
+    model = _trained_like_resnet20()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    test = _images(128)
+    free, free_report = convert(model, "hetconv:p=4", input_shape=None)
+    fitted, report = convert(model, "hetconv:p=4", input_shape=(1, 1, 28, 28),
+                             calibration=_images(128), calib_samples=10000)
+    data_free, calibrated = _logit_error(free, model, test), _logit_error(fitted, model, test)
+    assert calibrated * 3 < data_free  # measured: 0.16 vs 0.74
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    bn = next(m for m in fitted.modules() if isinstance(m, nn.BatchNorm2d))
+    original_bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert not torch.equal(bn.running_mean, original_bn.running_mean)
+    replaced = [r for r in report.rows if r.replaced]
+    assert len(replaced) == 18
+    assert all(r.weights.startswith("fitted (least-squares, err 0.") for r in replaced)
+    calibration = report.totals["calibration"]
+    assert calibration["images"] == 128 and calibration["samples"] == 10000
+    assert calibration["seconds"] > 0 and report.totals["macs_analytic_before"] > 0
+    assert "weights fitted on 128 calibration images" in report.table()
+    assert free_report.totals["calibration"] is None
+    assert "weights inherited data-free" in free_report.table()
+
+
+def test_calibration_in_place_gives_the_same_model(one_thread):
+    torch.manual_seed(0)
+    model = _trained_like_resnet20()
+    images = _images(32)
+    copied, _ = convert(model, "group:g=2,shuffle=1", include=["stages.2.*"],
+                        input_shape=None, calibration=images, calib_samples=2000)
+    same, report = convert(model, "group:g=2,shuffle=1", include=["stages.2.*"],
+                           input_shape=None, calibration=images, calib_samples=2000,
+                           inplace=True)
+    assert same is model and report.replaced == 6
+    assert all(r.weights.startswith("fitted (least-squares") for r in report.rows
+               if r.replaced)
+    for (name, a), (_, b) in zip(copied.state_dict().items(), same.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_mixconv_and_grouped_convs_inherit_centred_truncated_kernels():
+    dense = nn.Conv2d(12, 12, 3, padding=1, bias=True)
+    x = torch.randn(2, 12, 9, 9)
+    for spec, rule in [("mixconv:k=3.5.7", "truncated"), ("mixgroup:k=3.5", "truncated"),
+                       ("mixgroup:k=3", "exact"), ("depthwise", "truncated"),
+                       ("mixconv:k=3.5,dilated=1", "truncated")]:
+        fresh = create_conv(spec, 12, 12, 3, bias=True)
+        fresh_error = (fresh(x) - dense(x)).norm()
+        assert inherit_weights(fresh, dense) == rule, spec
+        assert (fresh(x) - dense(x)).norm() < fresh_error, spec
+    mix = create_conv("mixconv:k=3.5.7", 12, 12, 3)
+    inherit_weights(mix, dense)
+    seven = mix.convs[2].weight[:, 0]  # channels 8..11: the 7x7 group, the 3x3 in its centre
+    diagonal = dense.weight[torch.arange(8, 12), torch.arange(8, 12)]
+    assert torch.equal(seven[:, 2:5, 2:5], diagonal)
+    outside = seven.detach().clone()
+    outside[:, 2:5, 2:5] = 0
+    assert not outside.any()  # taps beyond the dense 3x3 start at zero
+    exact = create_conv("mixgroup:k=3", 12, 12, 3, bias=True)
+    inherit_weights(exact, dense)
+    torch.testing.assert_close(exact(x), dense(x))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(inherit_weights=False), "needs inherit_weights=True"),
+    (dict(calibration=torch.randn(4, 1, 28)), r"calibration of shape \(4, 1, 28\)"),
+    (dict(calibration="data/"), "calibration must be a torch.Tensor"),
+    (dict(calib_samples=0), "calib_samples=0 is invalid"),
+])
+def test_calibration_errors(kwargs, message):
+    from leanconv import create_model
+
+    arguments = {"calibration": torch.randn(4, 1, 28, 28), **kwargs}
+    model = create_model("resnet20_cifar", in_chans=1, num_classes=10)
+    with pytest.raises(ValueError, match=message):
+        convert(model, "hetconv:p=4", input_shape=None, **arguments)
+    with pytest.raises(ValueError, match="to='standard' rebuilds exact dense equivalents"):
+        convert(model, "standard", input_shape=None, calibration=torch.randn(4, 1, 28, 28))

@@ -9,8 +9,10 @@ import leanconv
 from leanconv import HetConv2d, ModelInfo, convert, load_model
 from leanconv.convert import load_with_conv, save_converted
 from leanconv.loading import CONVERTED_FORMAT, reference_kind
-from leanconv.train.checkpoint import save_checkpoint
 from leanconv.train.config import TrainConfig
+from leanconv.train.network import build_network
+from leanconv.train.trainer import load_data
+from tests.helpers import hand_made_checkpoint
 
 
 def _same_outputs(a, b, shape):
@@ -64,16 +66,7 @@ def test_timm_model():
 
 
 def _checkpoint(path, legacy=False, conv="hetconv:p=2"):
-    """A training checkpoint as the trainer writes it (``legacy``: without "built", as
-    checkpoints were written before it recorded what it built), and its model."""
-    config = TrainConfig(model="resnet20_cifar", conv=conv, data="synthetic")
-    built = config.model_reference()
-    model, _ = load_model(built["model"], **built["kwargs"])
-    state = {"config": config.to_dict(), "epoch": 1, "model": model.state_dict()}
-    if not legacy:
-        state["built"] = built
-    save_checkpoint(path, state)
-    return model
+    return hand_made_checkpoint(path, legacy, model="resnet20_cifar", conv=conv)
 
 
 @pytest.mark.parametrize("legacy", [False, True])
@@ -97,9 +90,12 @@ def test_training_checkpoint(tmp_path, legacy):
         load_model(str(path), conv="dwsep")
 
 
-def test_small_input_stem_is_recorded():
-    kwargs = TrainConfig(model="resnet18").model_reference()["kwargs"]
-    assert kwargs == {"num_classes": 10, "in_chans": 1, "small_input": True}
+@pytest.mark.parametrize("size,small", [(28, True), (64, True), (96, False)])
+def test_small_input_stem_is_recorded(size, small):
+    config = TrainConfig(model="resnet18", data="synthetic", image_size=size)
+    kwargs = build_network(config, load_data(config))[1]["kwargs"]
+    assert kwargs == {"num_classes": 10, "in_chans": 1, **({"small_input": True} if small
+                                                           else {})}
 
 
 def test_converted_zoo_model_round_trips(tmp_path):

@@ -5,6 +5,7 @@ and the declarations several commands make alike."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 MODEL_HELP = ("a zoo name (leanconv models lists them), torchvision:NAME, timm:NAME, a "
               "training checkpoint (runs/NAME/best.pt) or a `leanconv convert --out` file")
@@ -42,3 +43,65 @@ def add_input_argument(parser: argparse.ArgumentParser, purpose: str) -> None:
                         help=f"CxHxW {purpose} (default: the model's own, as ModelInfo says: "
                              f"a zoo model's reference size, 224x224 for torchvision/timm, "
                              f"the training data's size for a trained model)")
+
+
+def fraction(text: str) -> float:
+    """A number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
+    return value
+
+
+DATA_FLAGS = {  # flag: (keyword of leanconv.data.load_dataset and TrainConfig, type, help)
+    "--data": ("data", str, "fashion-mnist (default), imagefolder:DIR (DIR/train/<class>/*, "
+               "DIR/val/<class>/*, or class folders split by --val-split) or synthetic"),
+    "--data-dir": ("data_dir", str, "folder with the Fashion-MNIST *-ubyte.gz files"),
+    "--image-size": ("image_size", positive_int, "resize images to SxS (default: an image "
+                     "folder's most common size; Fashion-MNIST's 28)"),
+    "--in-chans": ("in_chans", positive_int, "1 (grayscale) or 3 (RGB); default: the files'"),
+    "--val-split": ("val_split", fraction, "share of a one-folder image set held out for "
+                    "testing (default 0.1)"),
+    "--cache-mb": ("cache_mb", positive_float, "decode an image folder up to this size once "
+                   "into a cache next to it (default 4096); larger ones stream"),
+    "--workers": ("workers", positive_int, "image decoding processes"),
+}
+DATA_SWITCHES = {"--skip-bad-images": "skip_bad_images"}
+
+
+def add_data_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """The data flags (all but ``skip``), each defaulting to None (the library's default)."""
+    for flag, (_, kind, text) in DATA_FLAGS.items():
+        if flag not in skip:
+            parser.add_argument(flag, type=kind, default=None, help=text)
+    parser.add_argument("--skip-bad-images", action="store_true", default=None,
+                        help="leave unreadable images out (the summary counts them) instead "
+                             "of stopping at the first")
+
+
+def given_options(args: argparse.Namespace, flags: dict[str, tuple], switches: dict[str, str]
+                  ) -> dict[str, Any]:
+    """``{field: value}`` of the ``flags`` and ``switches`` given on the command line."""
+    values = {}
+    for flag, (field, *_) in flags.items():
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is not None:
+            values[field] = value
+    for flag, field in switches.items():
+        if getattr(args, flag[2:].replace("-", "_"), None):
+            values[field] = True
+    return values

@@ -1,4 +1,5 @@
 """``leanconv convert``: swap a model's convs for an operator (:func:`leanconv.convert`),
+with weights fitted on calibration images (``--calibrate DATA``) or inherited data-free,
 print what changed, optionally save the result for :func:`leanconv.load_model`."""
 
 from __future__ import annotations
@@ -6,7 +7,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from leanconv.cli._args import add_input_argument, add_model_argument, positive_int
+from leanconv.cli._args import (
+    DATA_FLAGS,
+    DATA_SWITCHES,
+    add_data_options,
+    add_input_argument,
+    add_model_argument,
+    given_options,
+    positive_int,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -18,6 +27,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--min-channels", type=positive_int, default=1)
     parser.add_argument("--convert-stem", action="store_true", help="also convert the stem")
     add_input_argument(parser, "for the MAC columns")
+    parser.add_argument("--calibrate", metavar="DATA", help="fit the new layers' weights on "
+                        "these images (fashion-mnist, imagefolder:DIR, synthetic: its training "
+                        "split, at the model's input size, normalised as it was trained), then "
+                        "re-estimate BatchNorm statistics; default: data-free inheritance")
+    parser.add_argument("--calib-images", type=positive_int, default=1024,
+                        help="calibration images (default 1024)")
+    add_data_options(parser, skip=("--data",))
     parser.add_argument("--out", help="save the converted model here (leanconv.load_model "
                         "rebuilds it)")
     parser.set_defaults(func=run)
@@ -31,7 +47,15 @@ def run(args: argparse.Namespace) -> str:
     shape = (1, *args.input) if args.input else info.input_shape(1)
     policy = ConversionPolicy(tuple(args.include), tuple(args.exclude), args.min_channels,
                               keep_stem=not args.convert_stem)
-    converted, report = convert(model, args.to, policy=policy, input_shape=shape, inplace=True)
+    calibration = None
+    if args.calibrate:
+        from leanconv.data.load import dataset_for_model
+
+        options = given_options(args, DATA_FLAGS, DATA_SWITCHES)
+        data = dataset_for_model(info, args.calibrate, **options)
+        calibration = data.model_inputs(args.calib_images)
+    converted, report = convert(model, args.to, policy=policy, input_shape=shape, inplace=True,
+                                calibration=calibration)
     text = report.table()
     if args.out:
         save_converted(args.out, converted, info, report)

@@ -6,15 +6,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from leanconv.cli._args import positive_int
+from leanconv.cli._args import (
+    DATA_FLAGS,
+    DATA_SWITCHES,
+    add_data_options,
+    given_options,
+    positive_int,
+)
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on the test set")
     parser.add_argument("--checkpoint", required=True, help="best.pt / last.pt of a run, or a "
                         "leanconv convert --out file")
-    parser.add_argument("--data", choices=("fashion-mnist", "synthetic"))
-    parser.add_argument("--data-dir")
+    add_data_options(parser)
     parser.add_argument("--batch-size", type=positive_int, default=1000)
     parser.set_defaults(func=run)
 
@@ -23,8 +28,10 @@ def run(args: argparse.Namespace) -> str:
     from leanconv.tables import format_table
     from leanconv.train.evaluate import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.data_dir, args.batch_size)
+    options = given_options(args, DATA_FLAGS, DATA_SWITCHES)
+    result = evaluate_checkpoint(args.checkpoint, options.pop("data", None),
+                                 batch_size=args.batch_size, **options)
     table = format_table(("class", "accuracy"),
                          [(name, f"{acc:.4f}") for name, acc in result["per_class"].items()])
     return (f"{args.checkpoint}: test accuracy {result['acc']:.4f}, loss {result['loss']:.4f} "
-            f"({result['images']} images)\n{table}")
+            f"({result['images']} images of {result['data']})\n{table}")

@@ -1,21 +1,40 @@
-"""``leanconv train``: train one zoo model with one operator on Fashion-MNIST, in this
-process or in ``--nproc`` processes (DDP through torchrun). The training flags, shared with
-``leanconv compare``, map one to one onto :class:`leanconv.train.TrainConfig` fields."""
+"""``leanconv train``: train one model (a zoo name, torchvision:NAME, timm:NAME, a checkpoint
+or a converted file) with one operator on Fashion-MNIST, an image folder or synthetic data,
+optionally from a file's weights (``--init``) and distilled from a teacher (``--teacher``),
+in this process or in ``--nproc`` processes (DDP through torchrun). The training flags,
+shared with ``leanconv compare``, map one to one onto :class:`leanconv.train.TrainConfig`
+fields."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from leanconv.cli._args import positive_int
+from leanconv.cli._args import (
+    DATA_FLAGS,
+    DATA_SWITCHES,
+    MODEL_HELP,
+    given_options,
+    positive_float,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from leanconv.train.config import TrainConfig
 
 TRAIN_FLAGS = {  # flag: (TrainConfig field, type, help)
-    "--model": ("model", str, "zoo model (default resnet20_cifar)"),
+    "--model": ("model", str, MODEL_HELP + " (a file: its network, freshly initialised; "
+                "default resnet20_cifar, or --init's network)"),
     "--conv": ("conv", str, "conv spec for the spatial convs (default: standard)"),
+    "--init": ("init", str, "start from this checkpoint's or converted file's weights (a new "
+               "run: new optimiser and schedule)"),
+    "--teacher": ("teacher", str, "distil from this model (a checkpoint or converted file)"),
+    "--distill-weight": ("distill_weight", float, "weight a of the distillation term "
+                         "(default 0.9 with --teacher)"),
+    "--distill-temperature": ("distill_temperature", positive_float,
+                              "distillation temperature T (default 4)"),
     "--epochs": ("epochs", positive_int, "epochs"),
     "--batch-size": ("batch_size", positive_int, "batch size per process"),
     "--lr": ("lr", float, "peak learning rate"),
@@ -28,11 +47,10 @@ TRAIN_FLAGS = {  # flag: (TrainConfig field, type, help)
     "--threads": ("threads", positive_int, "CPU threads"),
     "--max-minutes": ("max_minutes", float, "stop training after this many minutes"),
     "--subset": ("subset", positive_int, "train on the first N images only"),
-    "--data": ("data", str, "fashion-mnist (default) or synthetic"),
-    "--data-dir": ("data_dir", str, "folder with the Fashion-MNIST *-ubyte.gz files"),
+    **DATA_FLAGS,
 }
 TRAIN_SWITCHES = {"--amp": "amp", "--channels-last": "channels_last", "--ema": "ema",
-                  "--deterministic": "deterministic"}
+                  "--deterministic": "deterministic", **DATA_SWITCHES}
 
 
 def add_train_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
@@ -48,19 +66,11 @@ def train_config(args: argparse.Namespace, **base: Any) -> TrainConfig:
     """The :class:`~leanconv.train.TrainConfig` of ``base`` overridden by the flags given."""
     from leanconv.train.config import TrainConfig
 
-    values = dict(base)
-    for flag, (field, _, _) in TRAIN_FLAGS.items():
-        value = getattr(args, flag[2:].replace("-", "_"), None)
-        if value is not None:
-            values[field] = value
-    for flag, field in TRAIN_SWITCHES.items():
-        if getattr(args, flag[2:].replace("-", "_"), None):
-            values[field] = True
-    return TrainConfig(**values)
+    return TrainConfig(**{**base, **given_options(args, TRAIN_FLAGS, TRAIN_SWITCHES)})
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("train", help="train a zoo model on Fashion-MNIST")
+    parser = subparsers.add_parser("train", help="train or fine-tune a model on your data")
     add_train_options(parser)
     parser.add_argument("--out", help="run folder (default runs/MODEL-CONV)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -90,10 +100,14 @@ def run(args: argparse.Namespace) -> str:
         if code:
             raise ValueError(f"the distributed run failed (torchrun exit code {code})")
         return "distributed run finished"
+    from leanconv.loading import reference_kind
     from leanconv.train.config import TrainConfig
     from leanconv.train.trainer import train
 
     config = train_config(args, progress=not args.no_progress, resume=args.resume)
-    out = args.out or f"runs/{config.model}-{(config.conv or 'standard').replace(':', '_')}"
+    name = Path(config.model).stem if reference_kind(config.model) == "file" else config.model
+    conv = config.conv or "standard"
+    out = args.out or f"runs/{name}-{conv}".replace(":", "_")
     summary = train(TrainConfig.from_dict({**config.to_dict(), "out": out}))
-    return json.dumps({k: v for k, v in summary.items() if k != "per_class_acc"}, indent=2)
+    return json.dumps({k: v for k, v in summary.items() if k not in ("per_class_acc", "classes")},
+                      indent=2)

@@ -1,20 +1,18 @@
-"""Training, evaluation and operator comparison on Fashion-MNIST (single process or DDP).
+"""Training, evaluation and operator comparison (single process or DDP).
 
-``train`` and ``evaluate`` live in :mod:`leanconv.train.trainer`, imported on first use:
-importing this package (as ``leanconv.load_model`` does, for checkpoints) must not pull in
-the trainer and its progress bar."""
+Names are imported on first use: :mod:`leanconv.loading` reads checkpoints through
+:mod:`leanconv.train.checkpoint`, and importing this package for that must pull in neither
+the configuration (which imports the loader) nor the trainer and its progress bar."""
 
 from typing import Any
 
-from leanconv.train.config import TrainConfig
-
 __all__ = ["TrainConfig", "evaluate", "train"]
-_FROM_TRAINER = ("evaluate", "train")
+_MODULES = {"TrainConfig": "config", "evaluate": "trainer", "train": "trainer"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_TRAINER:
-        from leanconv.train import trainer
+    if name in _MODULES:
+        import importlib
 
-        return getattr(trainer, name)
+        return getattr(importlib.import_module(f"leanconv.train.{_MODULES[name]}"), name)
     raise AttributeError(f"module 'leanconv.train' has no attribute {name!r}")

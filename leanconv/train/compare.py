@@ -1,4 +1,5 @@
-"""``leanconv compare``: the same network trained with each operator, accuracy next to cost.
+"""``leanconv compare``: the same network trained with each operator on the same data,
+accuracy next to cost.
 
 For each conv spec (and seed): train (:func:`leanconv.train.train`); then profile each
 operator's model (params, analytic and executed MACs, memory access) and measure the CPU
@@ -22,9 +23,9 @@ from leanconv.cost.profile import profile
 from leanconv.io import atomic_write_text
 from leanconv.tables import format_table, records_table
 from leanconv.train.config import TrainConfig
-from leanconv.train.data import IMAGE_SHAPE
+from leanconv.train.network import build_network
 from leanconv.train.plots import accuracy_plot
-from leanconv.train.trainer import build_model, train
+from leanconv.train.trainer import load_data, train
 
 COLUMNS = ("conv", "test_acc_mean", "test_acc_std", "seeds", "params", "macs_analytic",
            "macs_executed", "memory_access", "latency_b1_ms", "latency_b32_ms",
@@ -33,15 +34,16 @@ COLUMNS = ("conv", "test_acc_mean", "test_acc_std", "seeds", "params", "macs_ana
 
 def _costs(configs: dict[str, TrainConfig], threads: int) -> dict[str, dict[str, Any]]:
     """Profile each operator's model and time them side by side at batch 1 and 32."""
-    models = {conv: build_model(config) for conv, config in configs.items()}
+    data = load_data(next(iter(configs.values())))
+    models = {conv: build_network(config, data)[0] for conv, config in configs.items()}
     costs = {}
     for conv, model in models.items():
-        totals = profile(model, (1, *IMAGE_SHAPE)).totals
+        totals = profile(model, (1, *data.image_shape)).totals
         costs[conv] = {key: totals[key] for key in ("params", "macs_analytic", "macs_executed",
                                                     "memory_access")}
     channels_last = next(iter(configs.values())).channels_last
     for batch in (1, 32):
-        timed = measure_side_by_side(models, (batch, *IMAGE_SHAPE),
+        timed = measure_side_by_side(models, (batch, *data.image_shape),
                                      channels_last=channels_last, threads=threads)
         for conv, (median, _) in timed.items():
             costs[conv][f"latency_b{batch}_ms"] = median
@@ -89,7 +91,7 @@ def compare(base: TrainConfig, convs: list[str], seeds: list[int], out: Path) ->
     atomic_write_text(out / "results.json", json.dumps(
         {"model": base.model, "config": base.to_dict(), "seeds": seeds, "rows": rows}, indent=2))
     atomic_write_text(out / "results.md", markdown_table(rows) + "\n")
-    title = f"{base.model} on Fashion-MNIST ({len(seeds)} seed(s))"
+    title = f"{base.model} on {base.data} ({len(seeds)} seed(s))"
     accuracy_plot(rows, "macs_analytic", "analytic MACs per image", out / "acc_vs_macs.png",
                   title)
     accuracy_plot(rows, "latency_b32_ms", f"latency at batch 32, {threads} CPU threads (ms)",

@@ -39,11 +39,23 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+MAX_WARMUP_FRACTION = 0.1
+
+
+def warmup_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """``warmup_epochs`` in steps, at most :data:`MAX_WARMUP_FRACTION` of the run: a run
+    shorter than its warm-up would otherwise end at its peak learning rate (one epoch over
+    10,000 images with the default 1-epoch warm-up: 74.6% test accuracy, against 77-80% for
+    a plain loop)."""
+    total = config.epochs * steps_per_epoch
+    return min(int(config.warmup_epochs * steps_per_epoch), int(MAX_WARMUP_FRACTION * total))
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
                    steps_per_epoch: int) -> LambdaLR:
     """A per-step :class:`LambdaLR` following :func:`lr_factor`."""
     total = config.epochs * steps_per_epoch
-    warmup = int(config.warmup_epochs * steps_per_epoch)
+    warmup = warmup_steps(config, steps_per_epoch)
     return LambdaLR(optimizer, lambda step: lr_factor(step, total, warmup, config.schedule))
 
 

@@ -1,5 +1,8 @@
-"""``leanconv train``: one model, one operator, Fashion-MNIST (or synthetic data), single
-process or DDP; metrics.csv, config.json, summary.json, last.pt / best.pt in the run folder."""
+"""``leanconv train``: one model (any :func:`leanconv.load_model` reference, fitted to the
+data by :mod:`leanconv.train.network`), one operator, Fashion-MNIST, an image folder or
+synthetic data, optionally from a file's weights (``init``) and distilled from a teacher
+(:mod:`leanconv.train.distill`); single process or DDP; metrics.csv, config.json,
+summary.json, last.pt / best.pt in the run folder."""
 
 from __future__ import annotations
 
@@ -19,21 +22,12 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from leanconv.cost.profile import profile
+from leanconv.data import Dataset, ImageSet, load_dataset, prepare, shard_order
 from leanconv.io import atomic_write_text
-from leanconv.loading import load_model
 from leanconv.tables import records_table
 from leanconv.train.checkpoint import load_checkpoint, save_checkpoint
 from leanconv.train.config import TrainConfig
-from leanconv.train.data import (
-    IMAGE_SHAPE,
-    NUM_CLASSES,
-    Dataset,
-    batches,
-    load_fashion_mnist,
-    prepare,
-    shard_order,
-    synthetic_dataset,
-)
+from leanconv.train.distill import distillation_loss
 from leanconv.train.distributed import (
     DistContext,
     all_reduce_sum,
@@ -42,6 +36,7 @@ from leanconv.train.distributed import (
     ranks_in_sync,
     shutdown,
 )
+from leanconv.train.network import build_network, load_teacher
 from leanconv.train.optim import make_ema, make_optimizer, make_scheduler
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
@@ -49,17 +44,13 @@ METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_a
 EpochHook = Callable[[int, dict[str, Any]], None]
 
 
-def build_model(config: TrainConfig) -> nn.Module:
-    """The network ``config`` trains, freshly initialised, as its checkpoints record it
-    (:meth:`TrainConfig.model_reference`)."""
-    built = config.model_reference()
-    return load_model(built["model"], **built["kwargs"])[0]
-
-
-def load_data(config: TrainConfig) -> Dataset:
-    data = (synthetic_dataset(seed=config.seed) if config.data == "synthetic"
-            else load_fashion_mnist(config.data_dir))
-    return data.subset(config.subset)
+def load_data(config: TrainConfig, progress: bool = False) -> Dataset:
+    """The data ``config`` names (:func:`leanconv.data.load_dataset`), its first ``subset``
+    training images."""
+    return load_dataset(config.data, data_dir=config.data_dir, image_size=config.image_size,
+                        in_chans=config.in_chans, val_split=config.val_split,
+                        cache_mb=config.cache_mb, skip_bad_images=config.skip_bad_images,
+                        workers=config.workers, progress=progress).subset(config.subset)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -72,17 +63,19 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-             context: DistContext, channels_last: bool = False,
-             num_classes: int = NUM_CLASSES) -> dict[str, Any]:
-    """Loss, accuracy and per-class accuracy on the whole set. Ranks take disjoint strided
+def evaluate(model: nn.Module, images: ImageSet, data: Dataset, batch_size: int,
+             context: DistContext, channels_last: bool = False) -> dict[str, Any]:
+    """Loss, accuracy and per-class accuracy of ``model`` on the whole set ``images``,
+    normalised as ``data`` says, in ``data.num_classes`` classes. Ranks take disjoint strided
     shards (no padding, so no duplicated images bias the result) and sums are reduced."""
     model.eval()
-    order = torch.arange(context.rank, len(labels), context.world)
+    num_classes = data.num_classes
+    order = torch.arange(context.rank, len(images), context.world)
     sums = torch.zeros(2 + 2 * num_classes, dtype=torch.float64)
-    for idx in batches(order, batch_size, drop_last=False):
-        x = prepare(images[idx], context.device, False, channels_last=channels_last)
-        y = labels[idx].to(context.device)
+    for raw, labels in images.batches(order, batch_size):
+        x = prepare(raw, context.device, False, channels_last=channels_last, mean=data.mean,
+                    std=data.std)
+        y = labels.to(context.device)
         out = model(x).float()
         loss = nn.functional.cross_entropy(out, y, reduction="sum")
         hit = out.argmax(1) == y
@@ -125,6 +118,8 @@ class _Run:
     out: Path | None  # the run folder; None: nothing is written
     data: Dataset
     model: nn.Module  # the network itself: its state dict is what checkpoints hold
+    built: dict[str, Any]  # how load_model rebuilds it (build_network's record)
+    log: list[str]  # what was adapted or converted to fit the data
     net: nn.Module  # what the batches go through: ``model`` or its DDP wrapper
     optimizer: torch.optim.Optimizer
     scheduler: LRScheduler
@@ -132,6 +127,8 @@ class _Run:
     scaler: torch.amp.GradScaler
     loss_fn: nn.Module
     amp_dtype: torch.dtype  # autocast's dtype when ``config.amp``
+    teacher: nn.Module | None = None  # distilled from (eval mode, no gradients)
+    teacher_acc: float | None = None  # its test accuracy
     start_epoch: int = 0
     best_acc: float = -1.0
     rows: list[dict[str, Any]] = field(default_factory=list)  # metrics, one row per epoch
@@ -161,8 +158,8 @@ def _train(config: TrainConfig, context: DistContext, on_epoch_end: EpochHook | 
         if stopped:
             break
     if final is None:  # no epoch left to run (a resumed, finished run): evaluate once
-        final = evaluate(run.evaluated, run.data.test_x, run.data.test_y,
-                         config.eval_batch_size, context, config.channels_last)
+        final = evaluate(run.evaluated, run.data.test, run.data, config.eval_batch_size,
+                         context, config.channels_last)
     return _summary(run, final, stopped)
 
 
@@ -179,24 +176,32 @@ def _set_up(config: TrainConfig, context: DistContext) -> _Run:
     if config.resume and (out is None or not (out / "last.pt").is_file()):
         raise ValueError(f"train: --resume needs {out}/last.pt from an earlier run of the "
                          f"same --out folder")
-    data = load_data(config)
+    data = load_data(config, progress=config.progress and context.is_main)
     device = context.device
-    model = build_model(config).to(device)
+    model, built, log = build_network(config, data)
+    model = model.to(device)
+    if context.is_main and config.progress:
+        for line in log:
+            print(f"model: {line}", flush=True)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if context.distributed and device.startswith("cuda"):
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     net = nn.parallel.DistributedDataParallel(model) if context.distributed else model
-    shard_size = -(-len(data.train_y) // context.world)  # as shard_order pads it
+    shard_size = -(-len(data.train) // context.world)  # as shard_order pads it
     steps = max(1, shard_size // config.batch_size)
     optimizer = make_optimizer(model, config)
     use_cuda_amp = config.amp and device.startswith("cuda")
-    return _Run(config, context, out, data, model, net, optimizer,
+    teacher = load_teacher(config, data, device)
+    teacher_acc = None if teacher is None else evaluate(
+        teacher, data.test, data, config.eval_batch_size, context, config.channels_last)["acc"]
+    return _Run(config, context, out, data, model, built, log, net, optimizer,
                 scheduler=make_scheduler(optimizer, config, steps),
                 ema=make_ema(model, config.ema_decay) if config.ema else None,
                 scaler=torch.amp.GradScaler("cuda", enabled=use_cuda_amp),
                 loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
-                amp_dtype=torch.float16 if use_cuda_amp else torch.bfloat16)
+                amp_dtype=torch.float16 if use_cuda_amp else torch.bfloat16,
+                teacher=teacher, teacher_acc=teacher_acc)
 
 
 def _resume(run: _Run) -> None:
@@ -225,20 +230,28 @@ def _train_epoch(run: _Run, epoch: int, deadline: float | None
     loss, correct predictions and images over all ranks, the seconds it took, and whether
     the ``deadline`` (a ``time.monotonic()`` value) stopped it before the end."""
     config, context, device = run.config, run.context, run.context.device
-    order = shard_order(len(run.data.train_y), epoch, config.seed, context.rank, context.world)
+    order = shard_order(len(run.data.train), epoch, config.seed, context.rank, context.world)
     augment = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104729 + context.rank)
     run.net.train()
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     stopped, start = False, time.monotonic()
-    bar = tqdm(list(batches(order, config.batch_size, drop_last=True)),
-               desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+    data = run.data
+    bar = tqdm(data.train.batches(order, config.batch_size, drop_last=True),
+               total=len(order) // config.batch_size, desc=f"epoch {epoch + 1}/{config.epochs}",
+               unit="batch", leave=False,
                disable=None if config.progress and context.is_main else True)
-    for idx in bar:
-        x = prepare(run.data.train_x[idx], device, True, augment, config.channels_last)
-        y = run.data.train_y[idx].to(device)
+    for raw, labels in bar:
+        x = prepare(raw, device, True, augment, config.channels_last, mean=data.mean,
+                    std=data.std)
+        y = labels.to(device)
         with torch.autocast(device.split(":")[0], enabled=config.amp, dtype=run.amp_dtype):
             logits = run.net(x)
             loss = run.loss_fn(logits.float(), y)
+            if run.teacher is not None:
+                with torch.no_grad():
+                    taught = run.teacher(x).float()
+                loss = distillation_loss(logits.float(), taught, loss, config.distill,
+                                         config.distill_temperature)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.step(run.optimizer)
@@ -270,8 +283,8 @@ def _end_epoch(run: _Run, epoch: int, sums: torch.Tensor, seconds: float
     the checkpoint (main rank), update the best accuracy; returns the row and the test
     result."""
     config, context = run.config, run.context
-    test = evaluate(run.evaluated, run.data.test_x, run.data.test_y, config.eval_batch_size,
-                    context, config.channels_last)
+    test = evaluate(run.evaluated, run.data.test, run.data, config.eval_batch_size, context,
+                    config.channels_last)
     run.elapsed += seconds
     row = {"epoch": epoch, "lr": run.optimizer.param_groups[0]["lr"],
            "train_loss": (sums[0] / sums[2]).item(), "train_acc": (sums[1] / sums[2]).item(),
@@ -292,7 +305,7 @@ def _end_epoch(run: _Run, epoch: int, sums: torch.Tensor, seconds: float
 def _checkpoint(run: _Run, epoch: int, test_acc: float) -> None:
     """Write last.pt (everything :func:`_resume` restores), best.pt as well when
     ``test_acc`` beats the best so far, and metrics.csv."""
-    state = {"config": run.config.to_dict(), "built": run.config.model_reference(),
+    state = {"config": run.config.to_dict(), "built": run.built, "data": run.data.describe(),
              "epoch": epoch, "model": run.model.state_dict(),
              "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
              "ema": run.ema.state_dict() if run.ema is not None else None,
@@ -309,15 +322,18 @@ def _summary(run: _Run, final: dict[str, Any], stopped: bool) -> dict[str, Any]:
     config, context, rows = run.config, run.context, run.rows
     trained = sum(r["images_per_s"] * r["seconds"] for r in rows)
     summary = {
-        "model": config.model, "conv": config.conv or "standard",
+        "model": config.model, "conv": run.built["conv"] or "standard",
         "test_acc": final["acc"], "test_loss": final["loss"],
         "per_class_acc": dict(zip(run.data.classes, final["per_class_acc"], strict=True)),
         "best_test_acc": max(run.best_acc, final["acc"]), "epochs": len(rows),
         "stopped_by_time_limit": stopped, "seconds": run.elapsed,
         "images_per_s": trained / max(run.elapsed, 1e-9) * context.world,
         "params": sum(p.numel() for p in run.model.parameters()),
-        "macs_analytic": profile(run.model, (1, *IMAGE_SHAPE)).totals["macs_analytic"],
-        "world_size": context.world,
+        "macs_analytic": profile(run.model, (1, *run.data.image_shape)).totals["macs_analytic"],
+        "teacher": config.teacher, "teacher_test_acc": run.teacher_acc,
+        "data": config.data, "image_shape": list(run.data.image_shape),
+        "classes": list(run.data.classes), "skipped_images": run.data.skipped,
+        "adapted": run.log, "world_size": context.world,
         "ranks_in_sync": ranks_in_sync(run.model, context),
     }
     if context.is_main and run.out is not None:

@@ -4,10 +4,8 @@ import json
 import subprocess
 import sys
 
-from leanconv import load_model
 from leanconv.cli import main
-from leanconv.train.checkpoint import save_checkpoint
-from leanconv.train.config import TrainConfig
+from tests.helpers import hand_made_checkpoint
 
 
 def test_cost_table_and_compare(capsys, tmp_path):
@@ -55,11 +53,7 @@ def test_cost_of_any_model_reference(capsys, tmp_path):
     assert main(["cost", "torchvision:resnet18", "--conv", "hetconv:p=4", "--input",
                  "3x64x64", "--depth", "0"]) == 0
     assert "HetConv" not in capsys.readouterr().out  # depth 0: the model's total only
-    config = TrainConfig(data="synthetic")
-    built = config.model_reference()
-    model, _ = load_model(built["model"], **built["kwargs"])
-    save_checkpoint(tmp_path / "best.pt", {"config": config.to_dict(), "built": built,
-                                           "model": model.state_dict()})
+    hand_made_checkpoint(tmp_path / "best.pt")
     assert main(["cost", str(tmp_path / "best.pt"), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["input_shape"] == [1, 1, 28, 28]
 

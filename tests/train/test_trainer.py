@@ -32,7 +32,10 @@ def test_tiny_run_writes_everything(tmp_path):
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["epoch"] == 2 and "optimizer" in state
     assert state["built"] == {"model": "resnet20_cifar", "input_size": [28, 28], "kwargs": {
-        "num_classes": 10, "in_chans": 1, "conv": "hetconv:p=2"}}
+        "num_classes": 10, "in_chans": 1, "conv": "hetconv:p=2"}, "adapt": {}, "plan": {},
+        "conv": "hetconv:p=2"}
+    assert state["data"]["spec"] == "synthetic" and len(state["data"]["mean"]) == 1
+    assert summary["teacher_test_acc"] is None and summary["adapted"] == []
 
 
 @pytest.mark.slow
@@ -89,7 +92,7 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert result["images"] == 512 and len(result["per_class"]) == 10
     assert main(["eval", "--checkpoint", str(out / "best.pt")]) == 0
     text = capsys.readouterr().out
-    assert "test accuracy" in text and "Ankle boot" in text
+    assert "test accuracy" in text and "class9" in text and "512 images of synthetic" in text
     assert main(["eval", "--checkpoint", str(tmp_path / "nothing.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
     # a trained model converted to HetConv (weights inherited) evaluates too

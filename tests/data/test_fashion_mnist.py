@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from leanconv.train.data import (
+from leanconv.data.dataset import channel_stats
+from leanconv.data.fashion_mnist import (
+    CLASSES,
     DEFAULT_DIR,
     FILES,
+    MEAN,
+    STD,
     load_fashion_mnist,
-    prepare,
     read_idx,
-    shard_order,
-    synthetic_dataset,
 )
 
 
@@ -34,8 +35,10 @@ def test_reader_and_env_variable(tmp_path, monkeypatch):
     _write_dataset(tmp_path)
     monkeypatch.setenv("LEANCONV_DATA", str(tmp_path))
     data = load_fashion_mnist()
-    assert data.train_x.shape == (20, 1, 28, 28) and data.train_x.dtype == torch.uint8
-    assert data.test_y.shape == (10,) and data.test_y.dtype == torch.int64
+    assert data.train.tensor.shape == (20, 1, 28, 28) and data.train.tensor.dtype == torch.uint8
+    assert data.test.labels.shape == (10,) and data.test.labels.dtype == torch.int64
+    assert data.classes == CLASSES and data.spec == "fashion-mnist" and data.image_shape == (
+        1, 28, 28)
 
 
 @pytest.mark.parametrize("damage,message", [
@@ -68,39 +71,14 @@ def test_real_fashion_mnist():
         pytest.skip("the Debian package dataset-fashion-mnist is not installed (make test "
                     "installs it)")
     data = load_fashion_mnist()
-    assert data.train_x.shape == (60000, 1, 28, 28) and data.test_x.shape == (10000, 1, 28, 28)
-    assert torch.bincount(data.test_y).tolist() == [1000] * 10
+    assert data.train.tensor.shape == (60000, 1, 28, 28)
+    assert data.test.tensor.shape == (10000, 1, 28, 28)
+    assert torch.bincount(data.test.labels).tolist() == [1000] * 10
+    # the stored normalisation is the training set's own (measured once, rounded)
+    mean, std = channel_stats(data.train.tensor)
+    assert abs(mean[0] - MEAN[0]) < 1e-4 and abs(std[0] - STD[0]) < 1e-4
 
 
 def test_read_idx_labels(tmp_path):
     _write_idx(tmp_path / "l.gz", np.arange(10))
     assert read_idx(tmp_path / "l.gz", 1).tolist() == list(range(10))
-
-
-def test_augmentation_is_a_padded_crop_and_flip():
-    images = synthetic_dataset(16, 1).train_x
-    generator = torch.Generator().manual_seed(3)
-    state = generator.get_state()
-    out = prepare(images, "cpu", True, generator)
-    generator.set_state(state)
-    shifts = torch.randint(0, 5, (2, 16), generator=generator)
-    flips = torch.rand(16, generator=generator) < 0.5
-    plain = prepare(images, "cpu", False)
-    padded = torch.nn.functional.pad(plain, (2, 2, 2, 2))
-    for i in range(16):
-        crop = padded[i, :, shifts[0, i]:shifts[0, i] + 28, shifts[1, i]:shifts[1, i] + 28]
-        if flips[i]:
-            crop = crop.flip(-1)
-        torch.testing.assert_close(out[i], crop)
-    assert abs(plain.mean().item()) < 1.5
-    assert prepare(images, "cpu", True, generator, channels_last=True).is_contiguous(
-        memory_format=torch.channels_last)
-
-
-def test_shards_cover_the_data_like_distributed_sampler():
-    n = 103
-    shards = [shard_order(n, 0, 1, rank, 4) for rank in range(4)]
-    assert {len(s) for s in shards} == {26}
-    assert set(torch.cat(shards).tolist()) == set(range(n))
-    assert not torch.equal(shard_order(n, 0, 1), shard_order(n, 1, 1))  # reshuffled per epoch
-    assert torch.equal(shard_order(n, 2, 1), shard_order(n, 2, 1))
