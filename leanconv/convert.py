@@ -207,6 +207,7 @@ def convert(
             raise ValueError(f"convert: {error}; policy keywords: include, exclude, "
                              f"min_channels, keep_stem") from None
     before = _costs(model, input_shape)
+    total_before = sum(p.numel() for p in model.parameters())  # before an in-place change
     # the fit needs the original layers' outputs: keep a copy when converting in place
     reference = copy.deepcopy(model) if inplace and calibration is not None else model
     target = model if inplace else copy.deepcopy(model)
@@ -240,7 +241,7 @@ def convert(
     if calibration is not None:
         calibrated = _calibrate(reference, target, report, calibration, calib_samples)
     after = _costs(target, input_shape)
-    _fill_costs(report, before, after, model, target, input_shape)
+    _fill_costs(report, before, after, total_before, target, input_shape)
     report.totals["calibration"] = calibrated
     return target, report
 
@@ -283,10 +284,10 @@ def _costs(model: nn.Module, input_shape: tuple[int, ...] | None) -> Any:
         return None
 
 
-def _fill_costs(report: ConversionReport, before: Any, after: Any, model: nn.Module,
+def _fill_costs(report: ConversionReport, before: Any, after: Any, params_before: int,
                 target: nn.Module, input_shape: tuple[int, ...] | None) -> None:
     report.totals = {
-        "params_before": sum(p.numel() for p in model.parameters()),
+        "params_before": params_before,
         "params_after": sum(p.numel() for p in target.parameters()),
         "input_shape": list(input_shape) if input_shape else None,
     }

@@ -262,3 +262,14 @@ def test_calibration_errors(kwargs, message):
         convert(model, "hetconv:p=4", input_shape=None, **arguments)
     with pytest.raises(ValueError, match="to='standard' rebuilds exact dense equivalents"):
         convert(model, "standard", input_shape=None, calibration=torch.randn(4, 1, 28, 28))
+
+
+def test_inplace_report_counts_the_parameters_before_the_change():
+    from leanconv import load_model
+
+    model, _ = load_model("resnet20_cifar")
+    before = sum(p.numel() for p in model.parameters())
+    converted, report = convert(model, "hetconv:p=4", inplace=True, input_shape=None)
+    assert report.totals["params_before"] == before
+    assert report.totals["params_after"] == sum(p.numel() for p in converted.parameters())
+    assert report.totals["params_after"] < before
