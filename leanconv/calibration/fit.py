@@ -122,12 +122,18 @@ class _Modes:
             module.train(training)
 
 
-def _run(model: nn.Module, images: torch.Tensor) -> None:
-    with _Modes(model), torch.no_grad():
-        try:
-            model(images)
-        except _Done:
-            pass
+def _run(model: nn.Module, images: torch.Tensor, handles: list) -> None:
+    """One forward of ``model`` on ``images`` (ended early by a hook's :class:`_Done`), then
+    the hooks ``handles`` removed."""
+    try:
+        with _Modes(model), torch.no_grad():
+            try:
+                model(images)
+            except _Done:
+                pass
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _record_targets(original: nn.Module, names: list[str], images: torch.Tensor,
@@ -153,12 +159,8 @@ def _record_targets(original: nn.Module, names: list[str], images: torch.Tensor,
                 raise _Done
         return record
 
-    handles = [original.get_submodule(n).register_forward_hook(hook(n)) for n in names]
-    try:
-        _run(original, images)
-    finally:
-        for handle in handles:
-            handle.remove()
+    _run(original, images,
+         [original.get_submodule(n).register_forward_hook(hook(n)) for n in names])
     missing = [n for n in names if n not in targets]
     if missing:
         raise ValueError(f"{OWNER}: layers {missing} of original were not called by its "
@@ -222,11 +224,7 @@ def _fit_layers(converted: nn.Module, names: list[str], rules: dict[str, FitRule
         layer = converted.get_submodule(name)
         handles.append(layer.register_forward_pre_hook(pre_hook(name)))
         handles.append(layer.register_forward_hook(post_hook(name)))
-    try:
-        _run(converted, images)
-    finally:
-        for handle in handles:
-            handle.remove()
+    _run(converted, images, handles)
     missing = [n for n in names if n not in results]
     if missing:
         raise ValueError(f"{OWNER}: layers {missing} of converted were not called by its "

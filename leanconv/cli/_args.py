@@ -83,14 +83,26 @@ DATA_FLAGS = {  # flag: (keyword of leanconv.data.load_dataset and TrainConfig, 
 DATA_SWITCHES = {"--skip-bad-images": "skip_bad_images"}
 
 
-def add_data_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """The data flags (all but ``skip``), each defaulting to None (the library's default)."""
-    for flag, (_, kind, text) in DATA_FLAGS.items():
+SWITCH_HELP = {"--skip-bad-images": "leave unreadable images out (the summary counts them) "
+                                    "instead of stopping at the first"}
+
+
+def add_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple],
+              switches: dict[str, str], skip: tuple[str, ...] = ()) -> None:
+    """``flags`` (``{flag: (field, type, help)}``) and ``switches`` (``{flag: field}``), all
+    but ``skip``, each defaulting to None so that :func:`given_options` sees what was given."""
+    for flag, (_, kind, text) in flags.items():
         if flag not in skip:
             parser.add_argument(flag, type=kind, default=None, help=text)
-    parser.add_argument("--skip-bad-images", action="store_true", default=None,
-                        help="leave unreadable images out (the summary counts them) instead "
-                             "of stopping at the first")
+    for flag in switches:
+        if flag not in skip:
+            parser.add_argument(flag, action="store_true", default=None,
+                                help=SWITCH_HELP.get(flag))
+
+
+def add_data_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """The data flags (all but ``skip``)."""
+    add_flags(parser, DATA_FLAGS, DATA_SWITCHES, skip)
 
 
 def given_options(args: argparse.Namespace, flags: dict[str, tuple], switches: dict[str, str]

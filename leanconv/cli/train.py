@@ -16,6 +16,7 @@ from leanconv.cli._args import (
     DATA_FLAGS,
     DATA_SWITCHES,
     MODEL_HELP,
+    add_flags,
     given_options,
     positive_float,
     positive_int,
@@ -55,11 +56,7 @@ TRAIN_SWITCHES = {"--amp": "amp", "--channels-last": "channels_last", "--ema": "
 
 def add_train_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """The training flags (all but ``skip``), each defaulting to the config's own default."""
-    for flag, (_, kind, text) in TRAIN_FLAGS.items():
-        if flag not in skip:
-            parser.add_argument(flag, type=kind, default=None, help=text)
-    for flag in TRAIN_SWITCHES:
-        parser.add_argument(flag, action="store_true", default=None)
+    add_flags(parser, TRAIN_FLAGS, TRAIN_SWITCHES, skip)
 
 
 def train_config(args: argparse.Namespace, **base: Any) -> TrainConfig:

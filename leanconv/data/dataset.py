@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from leanconv.data.sampling import batches
+from leanconv.data.transforms import prepare
 from leanconv.ops._validate import check_int
 
 
@@ -161,8 +162,6 @@ class Dataset:
     def model_inputs(self, n: int | None = None) -> torch.Tensor:
         """The first ``n`` training images (all by default) as the model sees them when it is
         evaluated: normalised float, no augmentation (calibration data)."""
-        from leanconv.data.transforms import prepare
-
         if n is not None:
             check_int("Dataset.model_inputs", "n", n)
         return prepare(self.train.take(n), "cpu", False, mean=self.mean, std=self.std)
