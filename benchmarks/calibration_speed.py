@@ -5,12 +5,12 @@
 Cases: resnet20_cifar (1x28x28, 10 classes) to ``hetconv:p=4`` with 1024 calibration
 images; torchvision resnet50 with 256 random-normal 3x224x224 images to ``hetconv:p=4`` and
 to ``dwsep``. For each: the wall time of the whole ``convert`` call, its calibration part
-(the two forwards and the fits of ``fit_converted`` plus the BatchNorm re-estimation), and
-for scale the time of one plain no-grad forward of the original model on the same images
-(the calibration runs three forwards: original, converted while fitting, BatchNorm
-re-estimation), and the time spent in the fit rules themselves (patch gathering, Grams,
-solves). Writes ``benchmarks/results/calibration_speed.json`` with the machine's
-description and prints one JSON line per case. The load average before and after each case
+(the two forwards of ``fit_converted``, original and converted while fitting, with the
+BatchNorm re-estimation inside the second), and for scale the time of one plain no-grad
+forward of the original model on the same images, and the time spent in the fit rules
+themselves (patch gathering, Grams, solves). Writes
+``benchmarks/results/calibration_speed.json`` with the machine's description and prints one
+JSON line per case. The load average before and after each case
 is recorded: on a shared machine other processes slow every number down.
 """
 
@@ -42,7 +42,7 @@ def _forward_seconds(model: torch.nn.Module, images: torch.Tensor) -> float:
 
 class _RuleTimer:
     """Times the fit rules (the solves) inside ``fit_converted``: the rest of the calibration
-    is the three forwards, the sampling and the error measurement."""
+    is the two forwards, the sampling and the error measurement."""
 
     def __init__(self) -> None:
         self.seconds = 0.0

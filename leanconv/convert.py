@@ -14,10 +14,13 @@ padding and bias carried over); weights are inherited data-free as :mod:`leancon
 documents. With ``calibration=images`` (N, C, H, W, normalised as the model expects) they are
 then fitted on those images (:mod:`leanconv.calibration`): each replaced layer, in forward
 order, by a least-squares fit of its output to the original layer's output on the images
-(its input computed by the already-fitted layers before it), then every BatchNorm's
-statistics are re-estimated on the images. A row's ``weights`` then reads e.g.
-``fitted (least-squares, err 0.031)`` (relative squared error on the sampled positions) and
-the totals hold ``calibration`` (images, samples per layer, seconds).
+(its input computed by the already-fitted layers before it); every BatchNorm after the
+first replaced layer takes the statistics of its input on the images in that same forward,
+so later layers are fitted on the re-normalised features; last, the classifier (the model's
+last ``nn.Linear``, kept) is refitted to the original logits on the converted features. A
+row's ``weights`` then reads e.g. ``fitted (least-squares, err 0.031)`` (relative squared
+error on the sampled positions) and the totals hold ``calibration`` (images, samples per
+layer, the classifier's name and error, seconds).
 Costs in the report come from :func:`leanconv.profile` on ``input_shape``.
 :func:`save_converted` writes a converted model as a plan that :func:`leanconv.load_model`
 rebuilds (:data:`leanconv.loading.CONVERTED_FORMAT`).
@@ -35,7 +38,7 @@ import torch
 from torch import nn
 
 from leanconv import inherit
-from leanconv.calibration import fit_converted, recalibrate_batchnorm
+from leanconv.calibration import fit_converted
 from leanconv.calibration.batchnorm import check_images
 from leanconv.cost.profile import profile
 from leanconv.io import atomic_torch_save
@@ -131,9 +134,12 @@ class ConversionReport:
                      f"params {t['params_before']:,} -> {t['params_after']:,}")
         calibration = t.get("calibration")
         if calibration is not None:
+            head = calibration["classifier"]
+            refit = "" if head is None else (f", classifier {head['name']!r} refitted "
+                                             f"(err {head['rel_error']:.3f})")
             lines.append(f"weights fitted on {calibration['images']} calibration images "
                          f"(least squares on up to {calibration['samples']:,} positions per "
-                         f"layer, BatchNorm statistics re-estimated) in "
+                         f"layer, BatchNorm statistics re-estimated{refit}) in "
                          f"{calibration['seconds']:.1f} s")
         elif self.to == "standard" and self.replaced:
             lines.append("weights exact: the operators' dense equivalents")
@@ -186,8 +192,8 @@ def convert(
     ``policy_kwargs`` (``include``, ``exclude``, ``min_channels``, ``keep_stem``) build the
     policy when ``policy`` is None. ``input_shape`` is used for the MAC columns of the report
     (None skips them). ``calibration``: images (N, C, H, W) to fit the inherited weights on
-    (:func:`leanconv.calibration.fit_converted`, then
-    :func:`leanconv.calibration.recalibrate_batchnorm`), ``calib_samples`` output positions
+    (:func:`leanconv.calibration.fit_converted` with ``batchnorm=True``, the classifier
+    included), ``calib_samples`` output positions
     sampled per layer; needs ``inherit_weights=True``. Returns the converted model (a deep
     copy unless ``inplace``) and the report.
     """
@@ -258,20 +264,33 @@ def _check_calibration(to: str, inherit_weights: bool, calibration: object,
     check_int("convert", "calib_samples", samples)
 
 
+def _classifier(model: nn.Module, replaced: list[str]) -> str | None:
+    """The name of ``model``'s last ``nn.Linear`` (its classifier) unless it is inside a
+    replaced layer; None when it has none."""
+    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears or any(linears[-1].startswith(name + ".") for name in replaced):
+        return None
+    return linears[-1]
+
+
 def _calibrate(original: nn.Module, target: nn.Module, report: ConversionReport,
                images: torch.Tensor, samples: int) -> dict[str, Any]:
-    """Fit the replaced layers on ``images`` and re-estimate the BatchNorms; fills the rows'
-    ``weights`` and returns the report's ``calibration`` total."""
+    """Fit the replaced layers and the classifier on ``images``, re-estimating the
+    BatchNorms in the same forward; fills the rows' ``weights`` and returns the report's
+    ``calibration`` total."""
     start = time.perf_counter()
     names = [row.name for row in report.rows if row.replaced]
-    results = fit_converted(original, target, names, images, samples=samples) if names else {}
-    if names:
-        recalibrate_batchnorm(target, images)
+    head = _classifier(target, names) if names else None
+    fitted = names + ([head] if head else [])
+    results = fit_converted(original, target, fitted, images, samples=samples,
+                            batchnorm=True) if names else {}
     for row in report.rows:
         if row.name in results:
             fit = results[row.name]
             row.weights = f"fitted ({fit.method}, err {fit.rel_error:.3f})"
     return {"images": int(images.shape[0]), "samples": samples,
+            "classifier": None if head is None else {
+                "name": head, "rel_error": round(results[head].rel_error, 6)},
             "seconds": round(time.perf_counter() - start, 3)}
 
 

@@ -193,16 +193,25 @@ def test_calibration_fits_much_closer_than_data_free_inheritance(one_thread):
     data_free, calibrated = _logit_error(free, model, test), _logit_error(fitted, model, test)
     assert calibrated * 3 < data_free  # measured: 0.16 vs 0.74
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
-    bn = next(m for m in fitted.modules() if isinstance(m, nn.BatchNorm2d))
-    original_bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
-    assert not torch.equal(bn.running_mean, original_bn.running_mean)
+    norms = [(name, m) for name, m in fitted.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    originals = dict(model.named_modules())
+    # the stem's BatchNorm runs before the first replaced layer: its statistics stay; those
+    # after it are re-estimated
+    assert norms[0][0] == "stem.bn"
+    assert torch.equal(norms[0][1].running_mean, originals["stem.bn"].running_mean)
+    assert all(not torch.equal(m.running_mean, originals[name].running_mean)
+               for name, m in norms[1:])
+    assert not torch.equal(fitted.head.fc.weight, model.head.fc.weight)  # refitted
     replaced = [r for r in report.rows if r.replaced]
     assert len(replaced) == 18
     assert all(r.weights.startswith("fitted (least-squares, err 0.") for r in replaced)
     calibration = report.totals["calibration"]
     assert calibration["images"] == 128 and calibration["samples"] == 10000
     assert calibration["seconds"] > 0 and report.totals["macs_analytic_before"] > 0
+    assert calibration["classifier"]["name"] == "head.fc"
+    assert 0 < calibration["classifier"]["rel_error"] < 0.1
     assert "weights fitted on 128 calibration images" in report.table()
+    assert "classifier 'head.fc' refitted (err 0.0" in report.table()
     assert free_report.totals["calibration"] is None
     assert "weights inherited data-free" in free_report.table()
 

@@ -169,3 +169,18 @@ def fit_least_squares(layer: nn.Module, problem: FitProblem) -> str:
                                         bias=form.bias is not None, ridge=problem.ridge)
     load_dense(layer, form.geometry, weight, bias)
     return "least-squares"
+
+
+@register_fit_rule(nn.Linear)
+def fit_linear(layer: nn.Linear, problem: FitProblem) -> str:
+    """A linear layer (a classifier head) is a 1x1 conv on its ``(B, C, 1, 1)`` inputs
+    (:func:`leanconv.calibration.fit_converted` passes ``(B, C)`` tensors that way): the same
+    least-squares fit."""
+    conv = nn.Conv2d(layer.in_features, layer.out_features, 1, bias=layer.bias is not None)
+    conv.to(layer.weight)
+    method = fit_least_squares(conv, problem)
+    with torch.no_grad():
+        layer.weight.copy_(conv.weight[:, :, 0, 0])
+        if layer.bias is not None:
+            layer.bias.copy_(conv.bias)
+    return method

@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -72,6 +73,21 @@ def test_layers_are_fitted_in_forward_order_on_the_converted_inputs():
     fit_converted(original, again, ["b"], x, samples=100)
     torch.testing.assert_close(dense_form(again.b).weight, dense_form(converted.b).weight,
                                rtol=1e-4, atol=1e-5)
+
+
+def test_targets_are_gathered_chunk_by_chunk_as_from_one_batch(monkeypatch):
+    from leanconv.calibration import fit as fit_module
+
+    original, converted = (m.double() for m in _pair())
+    x = _smooth(70).double()  # chunks of 32, 32 and 6 images
+    one_batch = copy.deepcopy(converted)
+    results = fit_converted(original, converted, ["a", "b"], x, samples=500)
+    monkeypatch.setattr(fit_module, "TARGET_CHUNK", 1000)
+    again = fit_converted(original, one_batch, ["a", "b"], x, samples=500)
+    for name in ("a", "b"):
+        torch.testing.assert_close(dense_form(getattr(converted, name)).weight,
+                                   dense_form(getattr(one_batch, name)).weight)
+        assert results[name].rel_error == pytest.approx(again[name].rel_error, rel=1e-9)
 
 
 def test_original_is_unchanged_and_modes_and_hooks_are_restored():
@@ -147,6 +163,7 @@ def test_no_names_is_nothing_to_do():
     (dict(ridge=-1.0), r"ridge=-1.0 is invalid; expected a finite number >= 0"),
     (dict(ridge=float("inf")), r"ridge=inf is invalid"),
     (dict(batch_size=0), r"batch_size=0 is invalid"),
+    (dict(batchnorm=1), r"batchnorm=1 is invalid; expected True or False"),
     (dict(original="net"), "original must be an nn.Module"),
 ])
 def test_bad_arguments(change, message):
@@ -159,7 +176,7 @@ def test_bad_arguments(change, message):
 
 
 def test_bad_models():
-    original, converted = _pair()
+    original, _ = _pair()
     x = _smooth(2)
     with pytest.raises(ValueError, match="original and converted are the same model"):
         fit_converted(original, original, ["a"], x)
@@ -172,8 +189,13 @@ def test_bad_models():
         outer.a = nn.Sequential()
         outer.a.conv = nn.Conv2d(4, 4, 3)
         fit_converted(outer, copy.deepcopy(outer), ["a", "a.conv"], x)
-    with pytest.raises(ValueError, match=r"\['drop'\] .*were not called|returns"):
-        fit_converted(original, converted, ["head"], x)
+    class Pair(nn.Module):  # returns a tuple: nothing to fit
+        def forward(self, x):
+            return x, x
+
+    paired = nn.Sequential(nn.Conv2d(4, 4, 3), Pair())
+    with pytest.raises(ValueError, match=r"layer '1' of original returns tuple; only layers"):
+        fit_converted(paired, copy.deepcopy(paired), ["1"], x)
     unused = copy.deepcopy(original)
     unused.spare = nn.Conv2d(4, 4, 3)
     with pytest.raises(ValueError, match=r"layers \['spare'\] of original were not called"):
@@ -182,6 +204,58 @@ def test_bad_models():
     wrong.a = nn.Conv2d(4, 8, 3, 1, 0)
     with pytest.raises(ValueError, match=r"fitting layer 'a': .*not the target's"):
         fit_converted(original, wrong, ["a"], x)
+
+
+def test_a_linear_head_is_the_ridge_least_squares_solution_on_the_converted_features():
+    original, converted = (m.double() for m in _pair())  # float64 throughout: exact
+    x = _smooth(40).double()
+    ridge = 1e-3
+    results = fit_converted(original, converted, ["a", "b", "head"], x, ridge=ridge)
+    assert list(results) == ["a", "b", "head"] and results["head"].method == "least-squares"
+    features = {}
+    converted.head.register_forward_pre_hook(lambda m, args: features.setdefault("x", args[0]))
+    with torch.no_grad():
+        converted(x)
+        pooled = original.drop(original.b(torch.relu(original.bn(original.a(x))))).mean((2, 3))
+        logits = original.head(pooled)
+    # independently: numpy lstsq on [features, 1] with rows sqrt(lam) I for the ridge
+    a = np.concatenate([features["x"].numpy(), np.ones((40, 1))], 1)
+    lam = ridge * np.mean(np.sum(a * a, 0))
+    rows = np.concatenate([a, np.sqrt(lam) * np.eye(a.shape[1])])
+    right = np.concatenate([logits.numpy(), np.zeros((a.shape[1], 3))])
+    solution = np.linalg.lstsq(rows, right, rcond=None)[0]
+    np.testing.assert_allclose(converted.head.weight.detach().numpy(), solution[:-1].T,
+                               rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(converted.head.bias.detach().numpy(), solution[-1],
+                               rtol=1e-8, atol=1e-10)
+
+
+def test_batchnorm_statistics_are_re_estimated_in_the_fitting_forward():
+    torch.manual_seed(0)
+    original = nn.Sequential(nn.BatchNorm2d(4), nn.Conv2d(4, 8, 3, 1, 1), nn.BatchNorm2d(8),
+                             nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 1), nn.BatchNorm2d(8)).eval()
+    for bn in (original[0], original[2], original[5]):
+        bn.running_mean.uniform_(-1, 1)
+    converted = copy.deepcopy(original)
+    for index in (1, 4):
+        het = create_conv("hetconv:p=4", 8 if index == 4 else 4, 8, 3, bias=True)
+        inherit_weights(het, original[index])
+        converted[index] = het
+    x = _smooth(8)
+    plain = copy.deepcopy(converted)
+    fit_converted(original, plain, ["1", "4"], x)
+    assert all(torch.equal(plain[i].running_mean, original[i].running_mean) for i in (0, 2, 5))
+    fit_converted(original, converted, ["1", "4"], x, batchnorm=True)
+    assert torch.equal(converted[0].running_mean, original[0].running_mean)  # before the fit
+    inputs = {}
+    for i in (2, 5):
+        converted[i].register_forward_pre_hook(lambda m, args, i=i: inputs.setdefault(i, args[0]))
+    with torch.no_grad():
+        converted(x)
+    for i in (2, 5):  # the statistics of its input in the fitted network, all images at once
+        torch.testing.assert_close(converted[i].running_mean, inputs[i].mean((0, 2, 3)))
+        torch.testing.assert_close(converted[i].running_var,
+                                   inputs[i].var((0, 2, 3), unbiased=True))
 
 
 def test_recalibrate_batchnorm():
