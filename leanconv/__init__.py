@@ -9,9 +9,16 @@ torchvision.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# torch.utils.cpp_extension (imported by torch.utils.benchmark and by the kernel build) logs
+# "No CUDA runtime is found" on every CPU-only machine: noise on the machines leanconv
+# targets, so that one message is filtered; the logger's other records pass
+logging.getLogger("torch.utils.cpp_extension").addFilter(
+    lambda record: not record.getMessage().startswith("No CUDA runtime is found"))
 
 # public name -> the module that defines it
 _EXPORTS = {

@@ -189,7 +189,12 @@ def _set_up(config: TrainConfig, context: DistContext) -> _Run:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     net = nn.parallel.DistributedDataParallel(model) if context.distributed else model
     shard_size = -(-len(data.train) // context.world)  # as shard_order pads it
-    steps = max(1, shard_size // config.batch_size)
+    if shard_size < config.batch_size:
+        per_rank = f" per process ({context.world} processes)" if context.world > 1 else ""
+        raise ValueError(f"train: batch_size={config.batch_size} is larger than the "
+                         f"{shard_size} training images{per_rank}, so an epoch would hold "
+                         f"no full batch; choose --batch-size <= {shard_size}")
+    steps = shard_size // config.batch_size
     optimizer = make_optimizer(model, config)
     use_cuda_amp = config.amp and device.startswith("cuda")
     teacher = load_teacher(config, data, device)

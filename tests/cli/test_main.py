@@ -15,6 +15,16 @@ def test_python_m_and_bad_integer():
     assert run.returncode == 0 and "hetconv:" in run.stdout
 
 
+def test_cpu_only_notice_of_cpp_extension_is_filtered():
+    # torch.utils.benchmark imports torch.utils.cpp_extension, which logs "No CUDA runtime is
+    # found" on a machine without CUDA; other records of that logger still pass
+    code = ("import logging, leanconv, torch.utils.benchmark\n"
+            "logging.getLogger('torch.utils.cpp_extension').warning('kept')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0 and "No CUDA runtime" not in run.stderr
+    assert "kept" in run.stderr
+
+
 def test_every_command_is_registered_with_its_run():
     parser = build_parser()
     names = ["ops", "models", "cost", "convert", "train", "eval", "compare", "export", "bench",

@@ -69,6 +69,14 @@ def test_bad_checkpoints_and_resume(tmp_path):
         train(TrainConfig(out=str(tmp_path / "none"), resume=True, **TINY))
 
 
+def test_a_batch_larger_than_the_training_set_is_refused(tmp_path):
+    # 256 images in batches of 512 would train nothing and still write a "trained" model
+    with pytest.raises(ValueError, match=r"batch_size=512 is larger than the 256 training "
+                                         r"images.*--batch-size <= 256"):
+        train(TrainConfig(out=str(tmp_path), **{**TINY, "batch_size": 512}))
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("kwargs,message", [
     ({"model": "resnet21_cifar"}, "close matches"),
     ({"conv": "hetconv:q=2"}, "invalid conv spec"),
