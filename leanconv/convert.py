@@ -7,7 +7,9 @@ order, which sees the image) and 1x1 and grouped/depthwise convs are kept; ``inc
 the operator cannot take (channels not divisible by p, an asymmetric kernel, a padding mode
 other than zeros) is kept and reported with the reason. ``to='standard'`` converts leanconv
 operators that have an exact dense equivalent (HetConv, group conv, depthwise-separable
-without norm) back to ``nn.Conv2d``.
+without norm) back to ``nn.Conv2d``. A plan (``{layer name or glob: spec or 'keep'}``) gives
+each layer its own operator instead, bypassing the policy (:func:`check_plan`,
+:func:`read_plan` for its JSON file).
 
 Each replacement is :func:`leanconv.ops.create_conv.create_conv_like` (stride, dilation,
 padding and bias carried over); weights are inherited data-free as :mod:`leanconv.inherit`
@@ -29,8 +31,12 @@ rebuilds (:data:`leanconv.loading.CONVERTED_FORMAT`).
 from __future__ import annotations
 
 import copy
+import difflib
 import fnmatch
+import json
 import time
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -46,6 +52,9 @@ from leanconv.loading import CONVERTED_FORMAT, ModelInfo, load_model, reference_
 from leanconv.ops._validate import check_int
 from leanconv.ops.create_conv import create_conv_like, parse_conv_spec
 from leanconv.tables import format_table
+
+PLAN = "plan"  # the report's ``to`` when a plan was applied
+KEEP = "keep"  # a plan's spec for a layer left as it is
 
 
 @dataclass
@@ -100,6 +109,7 @@ class ConversionRow:
     params_after: int
     macs_before: int | None = None
     macs_after: int | None = None
+    spec: str = "-"
 
 
 @dataclass
@@ -130,7 +140,13 @@ class ConversionReport:
                  f"{mega(r.macs_before)} -> {mega(r.macs_after)}") for r in self.rows]
         lines = [format_table(header, body)]
         t = self.totals
-        lines.append(f"{self.replaced} of {len(self.rows)} layers replaced with {self.to!r}; "
+        if self.to == PLAN:
+            counts = Counter(r.spec for r in self.rows if r.replaced)
+            used = ", ".join(f"{spec} x{n}" for spec, n in counts.items()) or "nothing"
+            what = f"by the plan ({used})"
+        else:
+            what = f"with {self.to!r}"
+        lines.append(f"{self.replaced} of {len(self.rows)} layers replaced {what}; "
                      f"params {t['params_before']:,} -> {t['params_after']:,}")
         calibration = t.get("calibration")
         if calibration is not None:
@@ -175,9 +191,66 @@ def _candidates(model: nn.Module, to: str) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if type(m) is nn.Conv2d]
 
 
+def check_plan(owner: str, plan: object, model: nn.Module) -> dict[str, str]:
+    """``plan`` (``{layer name or glob: spec or 'keep'}``) checked against ``model``'s
+    ``nn.Conv2d`` layers: every spec parses, every exact name is such a layer and every glob
+    matches one (ValueError naming the entry, with close matches). Returns it as a dict."""
+    if not isinstance(plan, Mapping) or not plan:
+        raise ValueError(f"{owner}: plan={plan!r} is invalid; expected a non-empty dict "
+                         f"{{layer name or glob: conv spec or 'keep'}}")
+    layers = [name for name, _ in _candidates(model, "")]
+    for key, spec in plan.items():
+        if not isinstance(key, str) or not isinstance(spec, str):
+            raise ValueError(f"{owner}: plan entry {key!r}: {spec!r} is invalid; expected a "
+                             f"layer name or glob and a conv spec string")
+        if spec == "standard":
+            raise ValueError(f"{owner}: plan entry {key!r}: 'standard' is for convert(model, "
+                             f"'standard') (operators back to dense convs), not for plans")
+        if spec != KEEP:
+            try:
+                parse_conv_spec(spec)
+            except ValueError as error:
+                raise ValueError(f"{owner}: plan entry {key!r}: {error}") from None
+        if not any(fnmatch.fnmatchcase(name, key) for name in layers):
+            close = difflib.get_close_matches(key, layers, n=3)
+            hint = f"; close matches: {close}" if close else f"; its layers: {layers[:8]}..."
+            raise ValueError(f"{owner}: plan entry {key!r} names no nn.Conv2d of the "
+                             f"model{hint}")
+    return dict(plan)
+
+
+def read_plan(path: str) -> dict[str, str]:
+    """The plan in the JSON file ``path`` (``{layer name or glob: spec or 'keep'}``, as
+    ``leanconv shrink`` writes it; a ``{"plan": {...}}`` wrapper is read too); ValueError
+    naming the file when it is missing or not such an object. The entries are checked
+    against a model by :func:`check_plan`."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            payload = json.load(file)
+    except OSError as error:
+        raise ValueError(f"plan file {path!r} cannot be read: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"plan file {path!r} is not JSON: {error}") from None
+    if isinstance(payload, dict) and isinstance(payload.get("plan"), dict):
+        payload = payload["plan"]
+    if not isinstance(payload, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in payload.items()):
+        raise ValueError(f"plan file {path!r} must hold a JSON object {{layer name or glob: "
+                         f"conv spec or 'keep'}}, e.g. {{\"layer1.0.conv1\": \"hetconv:p=4\"}}")
+    return payload
+
+
+def _plan_spec(plan: dict[str, str], name: str) -> str | None:
+    """The spec ``plan`` gives layer ``name``: its exact entry, else the first glob that
+    matches it, else None."""
+    if name in plan:
+        return plan[name]
+    return next((spec for key, spec in plan.items() if fnmatch.fnmatchcase(name, key)), None)
+
+
 def convert(
     model: nn.Module,
-    to: str,
+    to: str | Mapping[str, str],
     *,
     policy: ConversionPolicy | None = None,
     inherit_weights: bool = True,
@@ -189,17 +262,28 @@ def convert(
 ) -> tuple[nn.Module, ConversionReport]:
     """Replace ``model``'s convs by the operator ``to`` (a conv spec); see the module doc.
 
+    ``to`` may also be a plan, ``{layer name or glob: spec or 'keep'}`` (:func:`check_plan`):
+    each ``nn.Conv2d`` takes the spec of its exact entry or else of the first glob matching
+    it, every other layer is kept; a plan is explicit, so the policy's rules (stem, 1x1,
+    grouped) do not apply and policy arguments are refused.
+
     ``policy_kwargs`` (``include``, ``exclude``, ``min_channels``, ``keep_stem``) build the
     policy when ``policy`` is None. ``input_shape`` is used for the MAC columns of the report
     (None skips them). ``calibration``: images (N, C, H, W) to fit the inherited weights on
     (:func:`leanconv.calibration.fit_converted` with ``batchnorm=True``, the classifier
-    included), ``calib_samples`` output positions
-    sampled per layer; needs ``inherit_weights=True``. Returns the converted model (a deep
-    copy unless ``inplace``) and the report.
+    included), ``calib_samples`` output positions sampled per layer; needs
+    ``inherit_weights=True``. Returns the converted model (a deep copy unless ``inplace``)
+    and the report.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"convert: model must be an nn.Module, got {type(model).__name__}")
-    if to != "standard":
+    plan = None
+    if not isinstance(to, str):
+        plan, to = check_plan("convert", to, model), PLAN
+        if policy is not None or policy_kwargs:
+            raise ValueError("convert: a plan names its layers itself; give no policy= or "
+                             "policy keywords with it")
+    elif to != "standard":
         parse_conv_spec(to)  # fails early, listing the valid kinds
     if calibration is not None:
         _check_calibration(to, inherit_weights, calibration, calib_samples)
@@ -224,11 +308,18 @@ def convert(
         params_before = sum(p.numel() for p in conv.parameters())
         row = ConversionRow(name, _describe(conv), "-", False, "", "-", params_before,
                             params_before)
+        spec = to if plan is None else _plan_spec(plan, name)
+        if spec is None or spec == KEEP:
+            if plan is not None:
+                row.reason = "not in the plan" if spec is None else "plan: keep"
+                report.rows.append(row)
+            continue
         report.rows.append(row)
-        reason = policy.reason_to_keep(name, conv, conv is stem and to != "standard")
+        reason = None if plan is not None else policy.reason_to_keep(
+            name, conv, conv is stem and to != "standard")
         if reason is None:
             try:
-                new = create_conv_like(to, conv)
+                new = create_conv_like(spec, conv)
             except ValueError as error:
                 reason = str(error).split("\n")[0]
         if reason is not None:
@@ -241,7 +332,7 @@ def convert(
         else:
             row.weights = "fresh"
         target.set_submodule(name, new)
-        row.new, row.replaced = _describe(new), True
+        row.new, row.replaced, row.spec = _describe(new), True, spec
         row.params_after = sum(p.numel() for p in new.parameters())
     calibrated = None
     if calibration is not None:
@@ -324,7 +415,7 @@ def _fill_costs(report: ConversionReport, before: Any, after: Any, params_before
 def _plan(info: ModelInfo, report: ConversionReport) -> dict[str, str]:
     """``info``'s plan followed by the layers ``report`` replaced, in the order they were
     replaced (a layer replaced again moves to the end, with its new spec)."""
-    replaced = {row.name: report.to for row in report.rows if row.replaced}
+    replaced = {row.name: row.spec for row in report.rows if row.replaced}
     return {**{k: v for k, v in info.plan.items() if k not in replaced}, **replaced}
 
 

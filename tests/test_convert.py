@@ -282,3 +282,51 @@ def test_inplace_report_counts_the_parameters_before_the_change():
     assert report.totals["params_before"] == before
     assert report.totals["params_after"] == sum(p.numel() for p in converted.parameters())
     assert report.totals["params_after"] < before
+
+
+def test_a_plan_gives_each_layer_its_own_spec():
+    from leanconv import create_model
+    from leanconv.convert import PLAN
+    from leanconv.ops import DepthwiseSeparableConv2d, GroupConv2d
+
+    model = create_model("resnet20_cifar").eval()
+    plan = {"stages.0.0.conv1.conv": "dwsep", "stages.1.*": "hetconv:p=4",
+            "stages.1.0.conv2.conv": "keep"}
+    converted, report = convert(model, plan, input_shape=(1, 3, 32, 32))
+    rows = {row.name: row for row in report.rows}
+    assert isinstance(converted.get_submodule("stages.0.0.conv1.conv"), DepthwiseSeparableConv2d)
+    assert isinstance(converted.get_submodule("stages.1.1.conv1.conv"), HetConv2d)
+    assert type(converted.get_submodule("stages.1.0.conv2.conv")) is nn.Conv2d  # exact beats glob
+    assert rows["stages.1.0.conv2.conv"].reason == "plan: keep"
+    assert rows["stem.conv"].reason == "not in the plan"
+    assert report.to == PLAN and report.replaced == 6
+    assert {r.spec for r in report.rows if r.replaced} == {"dwsep", "hetconv:p=4"}
+    assert "6 of 19 layers replaced by the plan (dwsep x1, hetconv:p=4 x5)" in report.table()
+    x = torch.randn(2, 3, 32, 32)
+    assert converted(x).shape == model(x).shape
+    # a plan is explicit: a 1x1 conv (and the stem) it names is converted although the
+    # default policy keeps them
+    resnet = torchvision.models.resnet18()
+    pointwise, report = convert(resnet, {"layer2.0.downsample.0": "group:g=2,shuffle=1",
+                                         "conv1": "dwsep"}, input_shape=None)
+    assert isinstance(pointwise.get_submodule("layer2.0.downsample.0"), GroupConv2d)
+    assert isinstance(pointwise.get_submodule("conv1"), DepthwiseSeparableConv2d)
+
+
+@pytest.mark.parametrize("plan,message", [
+    ({}, r"plan=\{\} is invalid"),
+    ("nope.json", None),  # a string is a spec, not a plan: the spec error
+    ({"layer9.conv1": "dwsep"}, "'layer9.conv1' names no nn.Conv2d of the model"),
+    ({"stages.0.0.conv1.cnv": "dwsep"}, r"close matches: \['stages.0.0.conv1.conv'"),
+    ({"stages.*": "hetconv:q=1"}, "plan entry 'stages.*': invalid conv spec"),
+    ({"stages.*": "standard"}, "'standard' is for convert"),
+    ({"stages.*": 4}, "expected a layer name or glob and a conv spec string"),
+])
+def test_bad_plans_name_the_entry(plan, message):
+    from leanconv import create_model
+
+    model = create_model("resnet20_cifar")
+    with pytest.raises(ValueError, match=message or "invalid conv spec 'nope.json'"):
+        convert(model, plan)
+    with pytest.raises(ValueError, match="give no policy"):
+        convert(model, {"stages.*": "dwsep"}, exclude=["stages.2.*"])

@@ -21,10 +21,14 @@ from leanconv.cli._args import (
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("convert", help="swap a model's convs for an operator")
     add_model_argument(parser)
-    parser.add_argument("--to", required=True, help="conv spec, e.g. hetconv:p=4 or standard")
-    parser.add_argument("--include", nargs="+", default=["*"], metavar="GLOB")
-    parser.add_argument("--exclude", nargs="+", default=[], metavar="GLOB")
-    parser.add_argument("--min-channels", type=positive_int, default=1)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", help="conv spec, e.g. hetconv:p=4 or standard")
+    target.add_argument("--plan", metavar="FILE", help="a JSON plan, {layer name or glob: "
+                        "conv spec or 'keep'}: one operator per layer (e.g. a leanconv "
+                        "shrink plan.json); the policy flags below do not apply to it")
+    parser.add_argument("--include", nargs="+", metavar="GLOB")
+    parser.add_argument("--exclude", nargs="+", metavar="GLOB")
+    parser.add_argument("--min-channels", type=positive_int)
     parser.add_argument("--convert-stem", action="store_true", help="also convert the stem")
     add_input_argument(parser, "for the MAC columns")
     parser.add_argument("--calibrate", metavar="DATA", help="fit the new layers' weights on "
@@ -40,13 +44,23 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    from leanconv.convert import ConversionPolicy, convert, save_converted
+    from leanconv.convert import ConversionPolicy, convert, read_plan, save_converted
     from leanconv.loading import load_model
 
+    policy_flags = [flag for flag, given in (
+        ("--include", args.include), ("--exclude", args.exclude),
+        ("--min-channels", args.min_channels), ("--convert-stem", args.convert_stem)) if given]
+    if args.plan:
+        if policy_flags:
+            raise ValueError(f"{' '.join(policy_flags)} select layers for --to; a --plan "
+                             f"names its layers itself")
+        to, policy = read_plan(args.plan), None
+    else:
+        to = args.to
+        policy = ConversionPolicy(tuple(args.include or ("*",)), tuple(args.exclude or ()),
+                                  args.min_channels or 1, keep_stem=not args.convert_stem)
     model, info = load_model(args.model)
     shape = (1, *args.input) if args.input else info.input_shape(1)
-    policy = ConversionPolicy(tuple(args.include), tuple(args.exclude), args.min_channels,
-                              keep_stem=not args.convert_stem)
     calibration = None
     if args.calibrate:
         from leanconv.data.load import dataset_for_model
@@ -54,7 +68,7 @@ def run(args: argparse.Namespace) -> str:
         options = given_options(args, DATA_FLAGS, DATA_SWITCHES)
         data = dataset_for_model(info, args.calibrate, **options)
         calibration = data.model_inputs(args.calib_images)
-    converted, report = convert(model, args.to, policy=policy, input_shape=shape, inplace=True,
+    converted, report = convert(model, to, policy=policy, input_shape=shape, inplace=True,
                                 calibration=calibration)
     text = report.table()
     if args.out:

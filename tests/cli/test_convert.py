@@ -34,3 +34,29 @@ def test_cli_convert_a_converted_file_and_old_formats(capsys, tmp_path):
     assert main(["convert", str(het), "--to", "dwsep"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("leanconv convert: error: ") and "re-run `leanconv convert" in err
+
+
+def test_cli_convert_with_a_plan_round_trips(capsys, tmp_path):
+    import json
+
+    plan_file, out = tmp_path / "plan.json", tmp_path / "planned.pt"
+    plan = {"stages.0.*": "dwsep", "stages.2.2.conv2.conv": "hetconv:p=2"}
+    plan_file.write_text(json.dumps({"plan": plan, "predicted_ms": 1.0}))
+    assert main(["convert", "resnet20_cifar", "--plan", str(plan_file), "--out", str(out)]) == 0
+    assert "7 of 19 layers replaced by the plan (dwsep x6, hetconv:p=2 x1)" in \
+        capsys.readouterr().out
+    model, info = load_model(str(out))
+    assert info.plan == {**{f"stages.0.{b}.conv{c}.conv": "dwsep" for b in range(3)
+                            for c in (1, 2)}, "stages.2.2.conv2.conv": "hetconv:p=2"}
+    assert isinstance(model.get_submodule("stages.2.2.conv2.conv"), HetConv2d)
+    for bad, message in (([], "--include select layers for --to"),
+                         (None, "is not JSON"), ({"a": 1}, "must hold a JSON object")):
+        args = ["convert", "resnet20_cifar", "--plan", str(plan_file)]
+        if bad == []:
+            args += ["--include", "stages.*"]
+        else:
+            plan_file.write_text("{not json" if bad is None else json.dumps(bad))
+        assert main(args) == 2
+        assert message in capsys.readouterr().err
+    assert main(["convert", "resnet20_cifar", "--plan", str(tmp_path / "none.json")]) == 2
+    assert "cannot be read" in capsys.readouterr().err
