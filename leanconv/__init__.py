@@ -27,6 +27,7 @@ _EXPORTS = {
     "Profile": "leanconv.cost", "profile": "leanconv.cost",
     "compile_model": "leanconv.deploy", "export_onnx": "leanconv.deploy",
     "fold": "leanconv.deploy",
+    "shrink": "leanconv.search",
     "ModelInfo": "leanconv.loading", "load_model": "leanconv.loading",
     "create_model": "leanconv.models", "list_models": "leanconv.models",
     **{name: "leanconv.ops" for name in (
@@ -63,6 +64,7 @@ __all__ = [
     "load_model",
     "parse_conv_spec",
     "profile",
+    "shrink",
 ]
 
 if TYPE_CHECKING:  # what static tools see; at run time __getattr__ imports on demand
@@ -87,6 +89,7 @@ if TYPE_CHECKING:  # what static tools see; at run time __getattr__ imports on d
         create_conv,
         parse_conv_spec,
     )
+    from leanconv.search import shrink
 
 
 def __getattr__(name: str) -> Any:

@@ -177,7 +177,8 @@ class ConversionReport:
         return self.table()
 
 
-def _describe(conv: nn.Module) -> str:
+def describe_conv(conv: nn.Module) -> str:
+    """A layer in one short line: ``Conv2d(64, 128, k=3, s=2)``, or its type name."""
     if isinstance(conv, nn.Conv2d):
         k, s = conv.kernel_size, conv.stride
         extra = f", g={conv.groups}" if conv.groups != 1 else ""
@@ -306,7 +307,7 @@ def convert(
     report = ConversionReport(to)
     for name, conv in _candidates(target, to):
         params_before = sum(p.numel() for p in conv.parameters())
-        row = ConversionRow(name, _describe(conv), "-", False, "", "-", params_before,
+        row = ConversionRow(name, describe_conv(conv), "-", False, "", "-", params_before,
                             params_before)
         spec = to if plan is None else _plan_spec(plan, name)
         if spec is None or spec == KEEP:
@@ -332,7 +333,7 @@ def convert(
         else:
             row.weights = "fresh"
         target.set_submodule(name, new)
-        row.new, row.replaced, row.spec = _describe(new), True, spec
+        row.new, row.replaced, row.spec = describe_conv(new), True, spec
         row.params_after = sum(p.numel() for p in new.parameters())
     calibrated = None
     if calibration is not None:

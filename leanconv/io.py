@@ -1,4 +1,5 @@
-"""Writing files safely: temporary file, fsync, rename; never a half-written file."""
+"""Writing files safely (temporary file, fsync, rename; never a half-written file), and the
+user's cache folder."""
 
 from __future__ import annotations
 
@@ -59,3 +60,10 @@ def safe_torch_load(path: str | os.PathLike[str], what: str) -> object:
         first_line = str(error).splitlines()[0][:200] if str(error) else ""
         raise ValueError(f"{what} {str(path)!r} is corrupt or not a torch file "
                          f"({type(error).__name__}: {first_line})") from None
+
+
+def user_cache_dir(*parts: str) -> Path:
+    """``$XDG_CACHE_HOME`` (or ``~/.cache``) ``/leanconv/<parts...>``: where leanconv keeps
+    what it can rebuild (image-folder caches of read-only folders, latency tables)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base, "leanconv", *parts)

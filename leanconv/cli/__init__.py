@@ -7,6 +7,7 @@
 ``leanconv train``   train one zoo model with one operator on Fashion-MNIST (or DDP).
 ``leanconv eval``    test accuracy, loss and per-class accuracy of a checkpoint.
 ``leanconv compare`` train once per operator and put accuracy next to measured cost.
+``leanconv shrink``  a latency target on this machine: one operator per layer, least loss.
 ``leanconv export``  fold a model and export it to ONNX, verified in onnxruntime.
 ``leanconv bench``   operators vs the kernels they replace, models vs torchvision / timm.
 ``leanconv specs``   the conv spec strings the factory, the converter and the zoo accept.
@@ -31,6 +32,7 @@ from leanconv.cli import (
     export,
     models,
     ops,
+    shrink,
     specs,
     train,
 )
@@ -39,7 +41,7 @@ from leanconv.errors import ExportError
 # One module per command: ``add_parser(subparsers)`` declares its arguments and sets
 # ``func=run``; ``run(args) -> str`` does the work (its heavy imports inside) and returns
 # what to print. A ValueError or ExportError is the user's error: one line on stderr, exit 2.
-COMMANDS = (ops, models, cost, convert, train, eval, compare, export, bench, specs)
+COMMANDS = (ops, models, cost, convert, shrink, train, eval, compare, export, bench, specs)
 
 
 def build_parser() -> argparse.ArgumentParser:

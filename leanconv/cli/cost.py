@@ -22,7 +22,8 @@ def add_parser(subparsers: Any) -> None:
                         help="compare these conv specs ('standard' = unchanged), one row each")
     add_input_argument(parser, "of the profiled input")
     parser.add_argument("--batch", type=positive_int, default=1)
-    parser.add_argument("--latency", action="store_true", help="measure latency (real tensors)")
+    parser.add_argument("--latency", action="store_true", help="measure latency (real tensors) "
+                        "of the model as deployed: folded (leanconv.fold) first")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for timing")
     parser.add_argument("--channels-last", action="store_true")
@@ -52,19 +53,27 @@ def _profile(args: argparse.Namespace) -> str:
     in_chans = {"in_chans": args.input[0]} if args.input else {}
     model, info = load_with_conv(args.model, args.conv, **in_chans)
     shape = (args.batch, *args.input) if args.input else info.input_shape(args.batch)
+    note = ""
+    if args.latency:
+        from leanconv.deploy import fold
+
+        model = fold(model.to(args.device), shape, channels_last=args.channels_last,
+                     threads=args.threads)[0]
+        note = "latency of the folded model (BatchNorm folded, fastest forms)"
     result = profile(model, shape, latency=args.latency, device=args.device,
                      channels_last=args.channels_last, threads=args.threads)
     if args.format == "json":
-        return json.dumps(result.to_dict(), indent=2, default=list)
-    if args.format == "md":
-        return result.to_markdown(args.depth)
+        return json.dumps({**result.to_dict(), **({"note": note} if note else {})}, indent=2,
+                          default=list)
     if args.format == "csv":
         return result.to_csv_text(args.depth).rstrip("\n")
-    return result.table(args.depth)
+    text = result.to_markdown(args.depth) if args.format == "md" else result.table(args.depth)
+    return f"{note}\n{text}" if note else text
 
 
 def _compare(args: argparse.Namespace) -> str:
     from leanconv.cost.compare import COMPARED_KEYS, compare_convs
+    from leanconv.deploy.latency import FOLDED_NOTE
     from leanconv.tables import format_table, records_table
 
     shape = (args.batch, *args.input) if args.input else None
@@ -78,7 +87,8 @@ def _compare(args: argparse.Namespace) -> str:
     if args.format == "csv":
         return records_table(records, ["conv", *keys, *(f"{k}_vs_first" for k in keys)])
     header = ["conv", *keys, *(f"{k} vs first" for k in keys)]
+    note = f"{FOLDED_NOTE}\n" if args.latency else ""
     rows = [[r["conv"], *(f"{r[k]:,}" if isinstance(r[k], int) else f"{r[k]:.3f}" for k in keys),
              *(None if r[f"{k}_vs_first"] is None else f"{r[f'{k}_vs_first']:.3f}"
                for k in keys)] for r in records]
-    return format_table(header, rows, "md" if args.format == "md" else "text")
+    return note + format_table(header, rows, "md" if args.format == "md" else "text")

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from leanconv.cost.analytic import analytic_macs
-from leanconv.cost.latency import measure_side_by_side
 from leanconv.cost.profile import profile
 from leanconv.loading import load_model
 from leanconv.models.registry import list_models
@@ -91,9 +90,10 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
                   latency: bool = False, device: str = "cpu", channels_last: bool = False,
                   threads: int | None = None) -> list[dict[str, Any]]:
     """One model with each conv spec of ``specs`` (``'standard'``: unchanged), profiled on
-    ``input_shape`` and, with ``latency``, timed side by side in interleaved rounds (so that
-    drift on a shared machine hits every variant alike; ``threads`` default: torch's; timing
-    puts the models in eval mode on ``device``).
+    ``input_shape`` and, with ``latency``, folded as deployed and timed side by side in
+    interleaved rounds (:func:`leanconv.deploy.latency.folded_side_by_side`: drift on a shared
+    machine hits every variant alike; ``threads`` default: torch's; the models themselves are
+    not changed).
 
     ``model``: a reference for :func:`leanconv.load_model` (a zoo model is built with each
     spec, any other model converted, see :func:`leanconv.convert.load_with_conv`), or an
@@ -106,6 +106,7 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
     """
     # the converter sits above leanconv.cost (it profiles): imported when called
     from leanconv.convert import convert, load_with_conv
+    from leanconv.deploy.latency import folded_side_by_side
 
     owner = "compare_convs"
     specs = _check_specs(owner, specs)
@@ -133,8 +134,9 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
     records = [{"conv": spec, **profile(m, input_shape).totals} for spec, m in models.items()]
     keys = list(COMPARED_KEYS)
     if latency:
-        timed = measure_side_by_side(models, input_shape, device, channels_last=channels_last,
-                                     threads=threads or torch.get_num_threads())
+        timed = folded_side_by_side(models, input_shape, device=device,
+                                    channels_last=channels_last,
+                                    threads=threads or torch.get_num_threads())
         for record in records:
             record["latency_ms"], record["latency_iqr_ms"] = timed[record["conv"]]
         keys.append("latency_ms")

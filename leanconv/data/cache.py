@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from leanconv.io import atomic_torch_save
+from leanconv.io import atomic_torch_save, user_cache_dir
 
 FORMAT_VERSION = 1
 CACHE_DIRNAME = ".leanconv-cache"
@@ -67,9 +67,8 @@ def settings_tag(image_size: int, in_chans: int, val_split: float, skip_bad: boo
 def fallback_dir(root: Path) -> Path:
     """Where the cache of a read-only ``root`` goes: ``$XDG_CACHE_HOME`` (or ``~/.cache``)
     ``/leanconv/imagefolder/<hash of the resolved root>``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return Path(base) / "leanconv" / "imagefolder" / tag
+    return user_cache_dir("imagefolder", tag)
 
 
 def cache_dirs(root: Path) -> tuple[Path, Path]:

@@ -3,7 +3,8 @@ accuracy next to cost.
 
 For each conv spec (and seed): train (:func:`leanconv.train.train`); then profile each
 operator's model (params, analytic and executed MACs, memory access) and measure the CPU
-latencies at batch 1 and 32 side by side, in interleaved rounds. Writes results.csv / .json /
+latencies of the folded models (as deployed: :func:`leanconv.deploy.latency.folded_side_by_side`)
+at batch 1 and 32 side by side, in interleaved rounds. Writes results.csv / .json /
 .md and two plots (accuracy vs analytic MACs, accuracy vs latency at batch 32) in the output
 folder, and returns the rows.
 """
@@ -18,8 +19,8 @@ from typing import Any
 
 import torch
 
-from leanconv.cost.latency import measure_side_by_side
 from leanconv.cost.profile import profile
+from leanconv.deploy.latency import folded_side_by_side
 from leanconv.io import atomic_write_text
 from leanconv.tables import format_table, records_table
 from leanconv.train.config import TrainConfig
@@ -33,7 +34,7 @@ COLUMNS = ("conv", "test_acc_mean", "test_acc_std", "seeds", "params", "macs_ana
 
 
 def _costs(configs: dict[str, TrainConfig], threads: int) -> dict[str, dict[str, Any]]:
-    """Profile each operator's model and time them side by side at batch 1 and 32."""
+    """Profile each operator's model and time them folded, side by side, at batch 1 and 32."""
     data = load_data(next(iter(configs.values())))
     models = {conv: build_network(config, data)[0] for conv, config in configs.items()}
     costs = {}
@@ -43,8 +44,8 @@ def _costs(configs: dict[str, TrainConfig], threads: int) -> dict[str, dict[str,
                                                     "memory_access")}
     channels_last = next(iter(configs.values())).channels_last
     for batch in (1, 32):
-        timed = measure_side_by_side(models, (batch, *data.image_shape),
-                                     channels_last=channels_last, threads=threads)
+        timed = folded_side_by_side(models, (batch, *data.image_shape),
+                                    channels_last=channels_last, threads=threads)
         for conv, (median, _) in timed.items():
             costs[conv][f"latency_b{batch}_ms"] = median
     return costs
@@ -53,7 +54,8 @@ def _costs(configs: dict[str, TrainConfig], threads: int) -> dict[str, dict[str,
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The results as a Markdown table (accuracy in %, MACs in M, latency in ms)."""
     header = ("conv", "test acc % (mean ± std)", "seeds", "params", "MMACs analytic",
-              "MMACs executed", "M elements moved", "latency b1 ms", "latency b32 ms",
+              "MMACs executed", "M elements moved", "latency b1 ms (folded)",
+              "latency b32 ms (folded)",
               "train img/s")
     return format_table(header, ([
         r["conv"], f"{100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f}",
@@ -94,6 +96,7 @@ def compare(base: TrainConfig, convs: list[str], seeds: list[int], out: Path) ->
     title = f"{base.model} on {base.data} ({len(seeds)} seed(s))"
     accuracy_plot(rows, "macs_analytic", "analytic MACs per image", out / "acc_vs_macs.png",
                   title)
-    accuracy_plot(rows, "latency_b32_ms", f"latency at batch 32, {threads} CPU threads (ms)",
+    accuracy_plot(rows, "latency_b32_ms",
+                  f"latency at batch 32, folded, {threads} CPU threads (ms)",
                   out / "acc_vs_latency.png", title)
     return rows

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from leanconv.shrink import choose, pareto_front
+from leanconv.search import choose, pareto_front
 
 
 def brute_force(options, budget):

@@ -1,0 +1,301 @@
+"""``leanconv shrink`` against the baselines, and how good its latency model is.
+
+Part ``accuracy`` (a trained Fashion-MNIST model, ``--model``): for each target speed-up,
+three ways to the same measured latency, each fine-tuned the same way (``--epochs`` with
+distillation from the original, one-cycle at ``--lr``, leanconv's trainer):
+
+* **shrink**: :func:`leanconv.shrink` (per-layer choice from measured latency and
+  sensitivity);
+* **uniform**: one spec on every layer shrink may change; of the specs whose folded model
+  measures at least the target, the one of least summed sensitivity (the criterion shrink
+  minimises; the fastest spec when none reaches the target), calibrated like shrink's plan;
+* **torch-pruning**: structured pruning with Torch-Pruning 1.6.1 (L2 magnitude group
+  importance through its dependency graph, the classifier kept), the channel ratio bisected
+  until its folded model measures the target speed-up.
+
+It also reports how well sensitivity ranks single-layer conversions by their real test
+accuracy drop (Spearman correlation).
+
+Part ``latency`` (``--latency-models``): the latency table's prediction against the folded
+model measured side by side with the original, for 20 random plans and the plans chosen at
+several speed-ups (for random-weight models the chosen plans use the MACs each layer keeps
+as their loss), on each model and batch.
+
+    python benchmarks/shrink_vs_baselines.py --part accuracy --model runs/teacher-resnet20/best.pt
+    python benchmarks/shrink_vs_baselines.py --part latency
+
+Results go to ``benchmarks/results/shrink_vs_baselines_<part>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from leanconv.bench.machine import machine_info
+from leanconv.calibration import fit_converted
+from leanconv.convert import KEEP, convert, save_converted
+from leanconv.cost.latency import torch_threads
+from leanconv.data.load import dataset_for_model
+from leanconv.deploy.latency import folded_side_by_side
+from leanconv.io import atomic_write_text
+from leanconv.loading import load_model
+from leanconv.search import choose, shrink
+from leanconv.search.candidates import KXK_CANDIDATES, search_layers
+from leanconv.search.latency_table import measure_table
+from leanconv.train import TrainConfig, train
+from leanconv.train.distributed import DistContext
+from leanconv.train.trainer import evaluate
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _speedups(models: dict[str, nn.Module], shape: tuple[int, ...], threads: int
+              ) -> dict[str, float]:
+    """Measured speed-up of each model over ``models['original']``, folded, side by side."""
+    timed = folded_side_by_side(models, shape, threads=threads, rounds=7, min_run_time=0.2)
+    return {name: timed["original"][0] / ms for name, (ms, _) in timed.items()}
+
+
+def _fine_tune(init: str | nn.Module, teacher: str, out: Path, args: argparse.Namespace
+               ) -> dict[str, Any]:
+    """leanconv's trainer from ``init`` (a file; or a module, for the pruned network, which
+    no leanconv file describes: the trainer's network builder is swapped for this one run)."""
+    config = TrainConfig(init=init if isinstance(init, str) else None, model=teacher,
+                         teacher=teacher, epochs=args.epochs, lr=args.lr, schedule="onecycle",
+                         threads=args.threads, out=str(out), progress=False)
+    if isinstance(init, str):
+        return train(config)
+    from leanconv.train import trainer
+
+    built = trainer.build_network
+    trainer.build_network = lambda config, data: (
+        copy.deepcopy(init), {"conv": "torch-pruning"}, ["pruned by Torch-Pruning"])
+    try:
+        return train(config)
+    finally:
+        trainer.build_network = built
+
+
+def _prune(model: nn.Module, ratio: float, shape: tuple[int, ...]) -> nn.Module:
+    import torch_pruning as tp
+
+    pruned = copy.deepcopy(model).eval()
+    head = [m for m in pruned.modules() if isinstance(m, nn.Linear)][-1]
+    # the residual width is left alone (resnet20_cifar's zero-padding shortcuts are no
+    # layers its dependency graph can follow): the first conv of each block is pruned, and
+    # with it the second conv's inputs, the usual way of pruning ResNets
+    kept = [m for name, m in pruned.named_modules()
+            if isinstance(m, nn.Conv2d) and ".conv1." not in f"{name}."]
+    pruner = tp.pruner.MetaPruner(pruned, torch.randn(shape[1:]).unsqueeze(0),
+                                  importance=tp.importance.MagnitudeImportance(p=2),
+                                  pruning_ratio=ratio, ignored_layers=[head, *kept])
+    pruner.step()
+    # leanconv's blocks check their input's channels against the count they were built with:
+    # give them the pruned count (Torch-Pruning changes the layers, not their containers)
+    for module in pruned.modules():
+        convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+        if convs and not isinstance(module, nn.Conv2d) and isinstance(
+                getattr(module, "in_channels", None), int):
+            module.in_channels = convs[0].in_channels
+    return pruned
+
+
+def _pruned_for(model: nn.Module, target: float, shape: tuple[int, ...], threads: int
+                ) -> tuple[nn.Module, float, float]:
+    """Bisect the channel ratio until the pruned model measures ``target`` (within 2%)."""
+    low, high, best = 0.0, 0.9, None
+    for _ in range(7):
+        ratio = (low + high) / 2
+        pruned = _prune(model, ratio, shape)
+        speedup = _speedups({"original": model, "pruned": pruned}, shape, threads)["pruned"]
+        if speedup >= target:
+            best, high = (pruned, ratio, speedup), ratio
+            if speedup <= target * 1.02:
+                break
+        else:
+            low = ratio
+    if best is None:
+        return pruned, ratio, speedup
+    return best
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    def ranks(values: list[float]) -> list[float]:
+        order = sorted(range(len(values)), key=values.__getitem__)
+        result = [0.0] * len(values)
+        for rank, i in enumerate(order):
+            result[i] = float(rank)
+        return result
+
+    return statistics.correlation(ranks(x), ranks(y))
+
+
+def _sensitivity_ranking(model: nn.Module, info: Any, data: Any, report: dict[str, Any]
+                         ) -> dict[str, Any]:
+    """Spearman of sensitivity against the test accuracy drop of single-layer conversions
+    (dwsep and group:g=4,shuffle=1 on every layer), fitted as shrink fits them."""
+    images = data.model_inputs(512)
+    base = evaluate(model, data.test, data, 1000, DistContext())["acc"]
+    kl, drop = [], []
+    for row in report["layers"]:
+        for spec in ("dwsep", "group:g=4,shuffle=1"):
+            if spec not in row["candidates"]:
+                continue
+            converted, _ = convert(model, {row["name"]: spec}, input_shape=None)
+            fit_converted(model, converted, [row["name"]], images[:256])
+            kl.append(row["candidates"][spec]["sensitivity"])
+            drop.append(base - evaluate(converted, data.test, data, 1000, DistContext())["acc"])
+    return {"pairs": len(kl), "spearman": _spearman(kl, drop), "kl": kl, "accuracy_drop": drop}
+
+
+def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
+    model, info = load_model(args.model)
+    model.eval()
+    data = dataset_for_model(info, None)
+    shape = (args.batch, *info.input_shape(1)[1:])
+    out = Path(args.work)
+    rows = []
+    ranking = None
+    for target in args.targets:
+        start = time.perf_counter()
+        result = shrink(args.model, out=str(out / f"shrink-{target}"), speedup=target,
+                        batch=args.batch, threads=args.threads, epochs=args.epochs,
+                        lr=args.lr, progress=print)
+        rows.append({"target": target, "method": "shrink", "speedup": result.speedup,
+                     "accuracy": result.accuracy["fine_tuned"],
+                     "calibrated": result.accuracy["calibrated"],
+                     "predicted_speedup": result.table["total_ms"] / result.predicted_ms,
+                     "seconds": time.perf_counter() - start, "plan": result.plan})
+        report = result.to_dict()
+        if ranking is None:
+            ranking = _sensitivity_ranking(model, info, data, report)
+            print(f"sensitivity vs accuracy drop: Spearman {ranking['spearman']:.3f} "
+                  f"over {ranking['pairs']} single-layer conversions", flush=True)
+        # uniform: one spec on every layer shrink may change
+        layers = {row["name"]: row for row in report["layers"]}
+        uniform = {spec: {name: spec for name, row in layers.items() if spec in row["candidates"]}
+                   for spec in KXK_CANDIDATES[1:]}
+        converted = {spec: convert(model, plan, input_shape=None)[0]
+                     for spec, plan in uniform.items()}
+        measured = _speedups({"original": model, **converted}, shape, args.threads)
+        loss = {spec: sum(layers[n]["candidates"][spec]["sensitivity"] for n in plan)
+                for spec, plan in uniform.items()}
+        reaching = [spec for spec in uniform if measured[spec] >= target * 0.98]
+        spec = (min(reaching, key=loss.get) if reaching
+                else max(uniform, key=lambda s: measured[s]))
+        calibration = data.model_inputs(1024)
+        fitted, report_ = convert(model, uniform[spec], input_shape=None,
+                                  calibration=calibration)
+        path = out / f"uniform-{target}.pt"
+        save_converted(str(path), fitted, info, report_)
+        summary = _fine_tune(str(path), args.model, out / f"uniform-{target}-ft", args)
+        rows.append({"target": target, "method": f"uniform {spec}",
+                     "speedup": measured[spec], "accuracy": summary["test_acc"],
+                     "calibrated": evaluate(fitted, data.test, data, 1000, DistContext())["acc"],
+                     "uniform_speedups": {s: measured[s] for s in uniform},
+                     "uniform_loss": loss})
+        # torch-pruning at the same measured speed-up
+        pruned, ratio, speedup = _pruned_for(model, result.speedup, shape, args.threads)
+        summary = _fine_tune(pruned, args.model, out / f"prune-{target}-ft", args)
+        rows.append({"target": target, "method": "torch-pruning", "speedup": speedup,
+                     "accuracy": summary["test_acc"], "pruning_ratio": ratio,
+                     "calibrated": evaluate(pruned, data.test, data, 1000,
+                                            DistContext())["acc"]})
+        for row in rows[-3:]:
+            print(f"target {target}x: {row['method']}: measured {row['speedup']:.2f}x, test "
+                  f"accuracy {100 * row['accuracy']:.2f}%", flush=True)
+    original = evaluate(model, data.test, data, 1000, DistContext())["acc"]
+    return {"model": args.model, "original_accuracy": original, "batch": args.batch,
+            "epochs": args.epochs, "rows": rows, "sensitivity_ranking": ranking}
+
+
+def _latency_case(ref: str, shape: tuple[int, ...], threads: int, plans: int, seed: int
+                  ) -> dict[str, Any]:
+    model, _ = load_model(ref)
+    model.eval()
+    layers = search_layers(model, shape)
+    table = measure_table(model, layers, shape, threads=threads)
+    rng = random.Random(seed)
+    cases = {f"random {i}": {layer.name: rng.choice(layer.specs) for layer in layers}
+             for i in range(plans)}
+    options = [[(table.ms[layer.name][spec], table.macs[layer.name][spec] / 1e6)
+                for spec in layer.specs] for layer in layers]
+    for target in (1.25, 1.5, 2.0):
+        selection = choose(options, table.total_ms / target - table.rest_ms)
+        if selection is not None:
+            cases[f"chosen {target}x"] = {layer.name: layer.specs[j] for layer, j in
+                                          zip(layers, selection.indices, strict=True)}
+    models = {"original": model, **{name: convert(model, plan, input_shape=None)[0]
+                                    for name, plan in cases.items()}}
+    with torch_threads(threads):
+        timed = folded_side_by_side(models, shape, threads=threads, rounds=5,
+                                    min_run_time=0.2)
+    rows = []
+    for name, plan in cases.items():
+        predicted, measured = table.predict(plan), timed[name][0]
+        ratio_error = (predicted / table.total_ms) / (measured / timed["original"][0]) - 1
+        rows.append({"plan": name, "replaced": sum(s != KEEP for s in plan.values()),
+                     "predicted_ms": predicted, "measured_ms": measured,
+                     "error": predicted / measured - 1, "speedup_error": ratio_error})
+    within = sum(abs(r["speedup_error"]) <= 0.10 for r in rows) / len(rows)
+    errors = sorted(abs(r["speedup_error"]) for r in rows)
+    print(f"{ref} {shape}: table {table.describe()}; original measured "
+          f"{timed['original'][0]:.3f} ms (table {table.total_ms:.3f}); speed-up within 10%: "
+          f"{100 * within:.0f}% of {len(rows)} plans, median |error| "
+          f"{100 * statistics.median(errors):.1f}%, max {100 * errors[-1]:.1f}%", flush=True)
+    return {"model": ref, "input_shape": list(shape), "table_ms": table.total_ms,
+            "original_ms": timed["original"][0], "within_10pct": within,
+            "median_abs_error": statistics.median(errors), "max_abs_error": errors[-1],
+            "rows": rows}
+
+
+def latency_part(args: argparse.Namespace) -> dict[str, Any]:
+    cases = []
+    for spec in args.latency_models:
+        ref, _, shape = spec.partition("@")
+        cases.append(_latency_case(ref, tuple(int(v) for v in shape.split("x")), args.threads,
+                                   args.plans, args.seed))
+    return {"cases": cases}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("accuracy", "latency"), required=True)
+    parser.add_argument("--model", default="runs/teacher-resnet20/best.pt")
+    parser.add_argument("--targets", type=float, nargs="+", default=[1.25, 1.5])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", default="runs/shrink-bench")
+    parser.add_argument("--latency-models", nargs="+", default=[
+        "runs/teacher-resnet20/best.pt@32x1x28x28", "runs/teacher-resnet20/best.pt@1x1x28x28",
+        "torchvision:resnet50@1x3x224x224", "torchvision:resnet50@8x3x224x224"])
+    parser.add_argument("--plans", type=int, default=20, help="random plans per case")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    result = accuracy_part(args) if args.part == "accuracy" else latency_part(args)
+    result.update(machine=machine_info(args.threads), seconds=time.perf_counter() - start,
+                  command="python " + " ".join(sys.argv))
+    path = RESULTS / f"shrink_vs_baselines_{args.part}.json"
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

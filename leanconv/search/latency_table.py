@@ -1,0 +1,192 @@
+"""The latency table: every layer x every candidate, measured on this machine as deployed.
+
+Each entry is one candidate with the layer's geometry, followed by a BatchNorm and folded by
+:func:`leanconv.deploy.fold` on the layer's real input shape (BatchNorm into the conv's
+weights, each operator in its fastest measured form), then timed alone on a random input of
+that shape with :func:`leanconv.cost.latency.measure` (``torch.utils.benchmark``, explicit
+threads, warm-up) in interleaved rounds (every entry once per round, so drift on a shared
+machine hits them all alike); the entry is the median. The folded original is timed the same
+way, and
+
+    predicted(plan) = total - sum_i keep_i + sum_i plan_i
+
+(the measured rest of the network, plus the entries the plan picks), the per-layer lookup
+of NetAdapt (T.-J. Yang et al., ECCV 2018, arXiv:1804.03230) and FBNet (B. Wu et al., CVPR
+2019, arXiv:1812.03443).
+
+Entries are cached in ``$XDG_CACHE_HOME/leanconv/latency/<key>.json`` (``~/.cache`` when
+``XDG_CACHE_HOME`` is unset): one file per machine and setting (:func:`cache_key`: CPU
+model, core count, torch version, threads, batch, memory format), holding entries by layer
+signature (:func:`signature`: the conv's geometry, the input shape and the candidate spec),
+so a second run, or another model with the same layer shapes, reuses them. A file that is
+unreadable or records another key is ignored and rewritten (atomically).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from leanconv.bench.machine import cpu_model
+from leanconv.convert import KEEP
+from leanconv.cost.latency import make_inputs, measure, median_iqr, torch_threads
+from leanconv.cost.profile import profile
+from leanconv.deploy import fold
+from leanconv.io import atomic_write_text, user_cache_dir
+from leanconv.ops.create_conv import create_conv_like
+from leanconv.search.candidates import Layer
+
+CACHE_VERSION = 1
+
+
+def cache_key(batch: int, threads: int, channels_last: bool) -> dict[str, Any]:
+    """What a latency entry depends on besides the layer: the machine and the settings."""
+    return {"version": CACHE_VERSION, "cpu": cpu_model(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "threads": threads, "batch": batch,
+            "memory_format": "channels_last" if channels_last else "contiguous"}
+
+
+def cache_path(key: Mapping[str, Any], cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The cache file of ``key``: ``<cache_dir>/<hash of key>.json`` (default
+    :func:`leanconv.io.user_cache_dir` ``("latency")``)."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cache_dir or user_cache_dir("latency")) / f"{digest}.json"
+
+
+def signature(conv: nn.Conv2d, input_shape: Sequence[int], spec: str) -> str:
+    """A layer entry's cache key: the conv's geometry, its input shape and the spec."""
+    geometry = (conv.in_channels, conv.out_channels, *conv.kernel_size, *conv.stride,
+                *conv.padding, *conv.dilation, conv.bias is not None)
+    return f"{spec}|conv{geometry}|in{tuple(input_shape)}"
+
+
+def read_cache(path: Path, key: Mapping[str, Any]) -> dict[str, float]:
+    """The entries cached at ``path`` for ``key``; empty when there are none, the file is
+    unreadable, or it records another key."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(payload, dict) or payload.get("key") != dict(key):
+        return {}
+    entries = payload.get("entries")
+    if not isinstance(entries, dict):
+        return {}
+    return {k: float(v) for k, v in entries.items() if isinstance(v, int | float) and v > 0}
+
+
+@dataclass
+class LatencyTable:
+    """Per layer, each candidate's latency (ms) and MACs; the folded original's measured
+    total (ms) and MACs; where the entries came from (``measured`` now, ``reused`` from the
+    cache file ``cache``)."""
+
+    key: dict[str, Any]
+    ms: dict[str, dict[str, float]]
+    macs: dict[str, dict[str, int]]
+    total_ms: float
+    total_macs: int
+    measured: int = 0
+    reused: int = 0
+    cache: str | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rest_ms(self) -> float:
+        """The measured total less the kept layers' entries: what no plan changes."""
+        return self.total_ms - sum(row[KEEP] for row in self.ms.values())
+
+    def predict(self, plan: Mapping[str, str]) -> float:
+        """Predicted latency (ms) of ``plan`` (``{layer: spec}``; absent layers kept)."""
+        return self.total_ms + sum(row[plan.get(name, KEEP)] - row[KEEP]
+                                   for name, row in self.ms.items())
+
+    def predict_macs(self, plan: Mapping[str, str]) -> int:
+        """Analytic MACs of ``plan`` (absent layers kept)."""
+        return self.total_macs + sum(row[plan.get(name, KEEP)] - row[KEEP]
+                                     for name, row in self.macs.items())
+
+    def describe(self) -> str:
+        where = f" ({self.cache})" if self.cache else ""
+        return (f"latency table: {self.measured + self.reused} entries, {self.measured} "
+                f"measured, {self.reused} reused from the cache{where}, {self.seconds:.1f} s")
+
+
+def _entry_module(spec: str, conv: nn.Conv2d) -> nn.Module:
+    """The candidate as deployed: ``spec`` with ``conv``'s geometry (``keep``: a copy of
+    ``conv``) followed by a BatchNorm, both in eval mode (the fold merges the norm)."""
+    layer = copy.deepcopy(conv) if spec == KEEP else create_conv_like(spec, conv)
+    parameter = next(conv.parameters())
+    norm = nn.BatchNorm2d(conv.out_channels).to(device=parameter.device, dtype=parameter.dtype)
+    return nn.Sequential(layer, norm).eval()
+
+
+def _deployed(module: nn.Module, input_shape: tuple[int, ...], threads: int,
+              channels_last: bool) -> nn.Module:
+    folded, _ = fold(module, input_shape, channels_last=channels_last, threads=threads)
+    return folded.to(memory_format=torch.channels_last) if channels_last else folded
+
+
+def _macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    return int(profile(module, input_shape).totals["macs_analytic"])
+
+
+def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[int, ...], *,
+                  threads: int, channels_last: bool = False, rounds: int = 5,
+                  min_run_time: float = 0.02, use_cache: bool = True,
+                  cache_dir: str | os.PathLike[str] | None = None) -> LatencyTable:
+    """Measure (or reuse from the cache) every entry of ``layers`` and the folded original
+    ``model`` at ``input_shape`` (batch first), as the module docstring describes."""
+    start = time.perf_counter()
+    key = cache_key(input_shape[0], threads, channels_last)
+    path = cache_path(key, cache_dir)
+    cached = read_cache(path, key) if use_cache else {}
+    ms: dict[str, dict[str, float]] = {layer.name: {} for layer in layers}
+    macs: dict[str, dict[str, int]] = {layer.name: {} for layer in layers}
+    todo: list[tuple[str, str, str, nn.Module, list[torch.Tensor]]] = []
+    parameter = next(model.parameters())
+    with torch_threads(threads):
+        for layer in layers:
+            inputs = make_inputs([layer.input_shape], parameter.device.type, parameter.dtype,
+                                 channels_last)
+            for spec in layer.specs:
+                module = _entry_module(spec, layer.conv)
+                macs[layer.name][spec] = _macs(module, layer.input_shape)
+                sig = signature(layer.conv, layer.input_shape, spec)
+                if sig in cached:
+                    ms[layer.name][spec] = cached[sig]
+                else:
+                    deployed = _deployed(module, layer.input_shape, threads, channels_last)
+                    todo.append((layer.name, spec, sig, deployed, inputs))
+        whole = _deployed(model, tuple(input_shape), threads, channels_last)
+        whole_inputs = make_inputs([tuple(input_shape)], parameter.device.type,
+                                   parameter.dtype, channels_last)
+        samples: dict[int, list[float]] = {i: [] for i in range(len(todo) + 1)}
+        for _ in range(rounds):
+            for i, (_, _, _, module, inputs) in enumerate(todo):
+                samples[i].append(measure(module, inputs, threads, min_run_time)[0])
+            samples[len(todo)].append(measure(whole, whole_inputs, threads,
+                                              max(min_run_time, 0.1))[0])
+    for i, (name, spec, sig, _, _) in enumerate(todo):
+        ms[name][spec] = cached[sig] = median_iqr(samples[i])[0]
+    table = LatencyTable(key, ms, macs, median_iqr(samples[len(todo)])[0],
+                         _macs(model, tuple(input_shape)), measured=len(todo),
+                         reused=sum(len(row) for row in ms.values()) - len(todo))
+    if use_cache:
+        if todo:
+            atomic_write_text(path, json.dumps({"key": key, "entries": cached}, indent=1,
+                                               sort_keys=True))
+        table.cache = str(path)
+    table.seconds = time.perf_counter() - start
+    return table

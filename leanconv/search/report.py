@@ -1,0 +1,102 @@
+"""What ``leanconv shrink`` writes: ``plan.json``, ``model.pt``, ``report.md``, ``report.json``
+and ``pareto.png`` (every file atomically: a temporary file, then a rename)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from leanconv.io import atomic_write_bytes, atomic_write_text
+from leanconv.tables import format_table
+
+if TYPE_CHECKING:
+    from leanconv.search.shrink import ShrinkResult
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def markdown(result: ShrinkResult) -> str:
+    """The report as Markdown: the outcome, then one row per layer."""
+    setting, measured, acc = result.setting, result.measured_ms, result.accuracy
+    target = result.target
+    kind = {"speedup": "speed-up", "latency_ms": "latency (ms)", "macs_ratio": "MACs share"}
+    replaced = sum(row["new"] != "keep" for row in result.layers)
+    lines = [
+        f"# leanconv shrink: {result.model}",
+        "",
+        f"Target: {kind[target['kind']]} {target['value']:g}, input "
+        f"{'x'.join(map(str, setting['input_shape']))}, {setting['threads']} threads, "
+        f"{'channels_last' if setting['channels_last'] else 'contiguous'}; data "
+        f"{setting['data']} ({setting['calib_images']} calibration, "
+        f"{setting['held_out_images']} held-out images), {setting['epochs']} epoch(s) of "
+        f"fine-tuning with distillation.",
+        "",
+        format_table(["", "original", "shrunk"], [
+            ["latency, folded, measured side by side (ms)", f"{measured['original']:.3f}",
+             f"{measured['shrunk']:.3f}"],
+            ["speed-up (measured)", "1.00x", f"{result.speedup:.2f}x"],
+            ["latency predicted by the table (ms)", f"{result.table['total_ms']:.3f}",
+             f"{result.predicted_ms:.3f} ({100 * result.prediction_error:+.1f}%)"],
+            ["MACs", f"{result.macs['original']:,}", f"{result.macs['shrunk']:,}"],
+            ["test accuracy", _percent(acc["original"]), _percent(acc["fine_tuned"])],
+            ["test accuracy before fine-tuning (calibrated)", "", _percent(acc["calibrated"])],
+        ], "md"),
+        "",
+        f"{replaced} of {len(result.layers)} layers replaced. Summed sensitivity (KL) "
+        f"{result.selection['loss']:.4f}; no plan within the budget is below "
+        f"{result.selection['lower_bound']:.4f}. Latency table: {result.table['entries']} "
+        f"entries, {result.table['reused']} reused from the cache. Time: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()) + ".",
+        "",
+        format_table(["layer", "old", "new", "ms before", "ms after", "MACs before",
+                      "MACs after", "sensitivity (KL)"],
+                     [[row["name"], row["old"], row["new"], f"{row['ms_before']:.4f}",
+                       f"{row['ms_after']:.4f}", f"{row['macs_before']:,}",
+                       f"{row['macs_after']:,}", f"{row['sensitivity']:.4f}"]
+                      for row in result.layers], "md"),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def pareto_png(result: ShrinkResult) -> bytes:
+    """Predicted loss against predicted cost of the Pareto plans, the chosen plan and the
+    target marked."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    macs = result.target["kind"] == "macs_ratio"
+    figure = Figure(figsize=(6, 4), dpi=120)
+    axes = figure.add_subplot()
+    xs = [p["cost"] / (1e6 if macs else 1) for p in result.pareto]
+    axes.plot(xs, [p["loss"] for p in result.pareto], "o-", ms=3, label="Pareto plans")
+    chosen_x = result.macs["shrunk"] / 1e6 if macs else result.predicted_ms
+    axes.plot([chosen_x], [result.selection["loss"]], "r*", ms=12, label="chosen plan")
+    axes.axvline(result.target["budget"] / (1e6 if macs else 1), color="gray", ls="--",
+                 label="target")
+    axes.set_xlabel("predicted MACs (M)" if macs else "predicted latency, folded (ms)")
+    axes.set_ylabel("predicted loss (summed KL to the original)")
+    axes.set_title(f"leanconv shrink: {Path(result.model).name}")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def write_outputs(result: ShrinkResult, out: Path, model_file: Path) -> dict[str, str]:
+    """Write the five files into ``out``; their paths by name."""
+    files = {name: str(out / name) for name in ("plan.json", "model.pt", "report.md",
+                                                 "report.json", "pareto.png")}
+    atomic_write_text(files["plan.json"], json.dumps(result.plan, indent=2) + "\n")
+    atomic_write_bytes(files["model.pt"], model_file.read_bytes())
+    result.files = files
+    payload: dict[str, Any] = result.to_dict()
+    atomic_write_text(files["report.json"], json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(files["report.md"], markdown(result))
+    atomic_write_bytes(files["pareto.png"], pareto_png(result))
+    return files
