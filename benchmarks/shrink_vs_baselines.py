@@ -50,7 +50,7 @@ from leanconv.data.load import dataset_for_model
 from leanconv.deploy.latency import folded_side_by_side
 from leanconv.io import atomic_write_text
 from leanconv.loading import load_model
-from leanconv.search import choose, shrink
+from leanconv.search import TargetUnreachable, choose, shrink
 from leanconv.search.candidates import KXK_CANDIDATES, search_layers
 from leanconv.search.latency_table import measure_table
 from leanconv.train import TrainConfig, train
@@ -71,9 +71,12 @@ def _fine_tune(init: str | nn.Module, teacher: str, out: Path, args: argparse.Na
                ) -> dict[str, Any]:
     """leanconv's trainer from ``init`` (a file; or a module, for the pruned network, which
     no leanconv file describes: the trainer's network builder is swapped for this one run)."""
-    config = TrainConfig(init=init if isinstance(init, str) else None, model=teacher,
-                         teacher=teacher, epochs=args.epochs, lr=args.lr, schedule="onecycle",
-                         threads=args.threads, out=str(out), progress=False)
+    if (out / "summary.json").is_file():  # a finished run of the same benchmark
+        return json.loads((out / "summary.json").read_text())
+    network = {"init": init} if isinstance(init, str) else {"model": teacher}
+    config = TrainConfig(**network, teacher=teacher, epochs=args.epochs, lr=args.lr,
+                         schedule="onecycle", threads=args.threads, out=str(out),
+                         progress=False)
     if isinstance(init, str):
         return train(config)
     from leanconv.train import trainer
@@ -159,6 +162,23 @@ def _sensitivity_ranking(model: nn.Module, info: Any, data: Any, report: dict[st
     return {"pairs": len(kl), "spearman": _spearman(kl, drop), "kl": kl, "accuracy_drop": drop}
 
 
+def _cached(path: Path, compute: Any) -> dict[str, Any]:
+    """``compute()``, stored at ``path`` and read from there when a run is repeated."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    atomic_write_text(path, json.dumps(value, indent=2))
+    return value
+
+
+def _shrunk(args: argparse.Namespace, out: Path, target: float) -> dict[str, Any]:
+    """shrink's report.json for ``target`` (a finished run in ``out`` is reused)."""
+    if not (out / "report.json").is_file():
+        shrink(args.model, out=str(out), speedup=target, batch=args.batch,
+               threads=args.threads, epochs=args.epochs, lr=args.lr, progress=print)
+    return json.loads((out / "report.json").read_text())
+
+
 def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
     model, info = load_model(args.model)
     model.eval()
@@ -168,18 +188,21 @@ def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     ranking = None
     for target in args.targets:
-        start = time.perf_counter()
-        result = shrink(args.model, out=str(out / f"shrink-{target}"), speedup=target,
-                        batch=args.batch, threads=args.threads, epochs=args.epochs,
-                        lr=args.lr, progress=print)
-        rows.append({"target": target, "method": "shrink", "speedup": result.speedup,
-                     "accuracy": result.accuracy["fine_tuned"],
-                     "calibrated": result.accuracy["calibrated"],
-                     "predicted_speedup": result.table["total_ms"] / result.predicted_ms,
-                     "seconds": time.perf_counter() - start, "plan": result.plan})
-        report = result.to_dict()
+        try:
+            report = _shrunk(args, out / f"shrink-{target}", target)
+        except TargetUnreachable as error:
+            print(error, flush=True)
+            rows.append({"target": target, "method": "shrink", "unreachable": str(error)})
+            continue
+        rows.append({"target": target, "method": "shrink", "speedup": report["speedup"],
+                     "accuracy": report["accuracy"]["fine_tuned"],
+                     "calibrated": report["accuracy"]["calibrated"],
+                     "predicted_speedup": report["table"]["total_ms"] / report["predicted_ms"],
+                     "checks": report["checks"], "seconds": report["seconds"],
+                     "plan": report["plan"]})
         if ranking is None:
-            ranking = _sensitivity_ranking(model, info, data, report)
+            ranking = _cached(out / "ranking.json",
+                              lambda r=report: _sensitivity_ranking(model, info, data, r))
             print(f"sensitivity vs accuracy drop: Spearman {ranking['spearman']:.3f} "
                   f"over {ranking['pairs']} single-layer conversions", flush=True)
         # uniform: one spec on every layer shrink may change
@@ -188,7 +211,8 @@ def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
                    for spec in KXK_CANDIDATES[1:]}
         converted = {spec: convert(model, plan, input_shape=None)[0]
                      for spec, plan in uniform.items()}
-        measured = _speedups({"original": model, **converted}, shape, args.threads)
+        measured = _cached(out / f"uniform-{target}-speedups.json", lambda c=converted: _speedups(
+            {"original": model, **c}, shape, args.threads))
         loss = {spec: sum(layers[n]["candidates"][spec]["sensitivity"] for n in plan)
                 for spec, plan in uniform.items()}
         reaching = [spec for spec in uniform if measured[spec] >= target * 0.98]
@@ -206,7 +230,11 @@ def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
                      "uniform_speedups": {s: measured[s] for s in uniform},
                      "uniform_loss": loss})
         # torch-pruning at the same measured speed-up
-        pruned, ratio, speedup = _pruned_for(model, result.speedup, shape, args.threads)
+        found = _cached(out / f"prune-{target}.json", lambda r=report: dict(zip(
+            ("ratio", "speedup"), _pruned_for(model, r["speedup"], shape, args.threads)[1:],
+            strict=True)))
+        ratio, speedup = found["ratio"], found["speedup"]
+        pruned = _prune(model, ratio, shape)
         summary = _fine_tune(pruned, args.model, out / f"prune-{target}-ft", args)
         rows.append({"target": target, "method": "torch-pruning", "speedup": speedup,
                      "accuracy": summary["test_acc"], "pruning_ratio": ratio,

@@ -13,7 +13,8 @@ from torch import nn
 from torch.utils import benchmark
 
 WARMUP_RUNS = 3
-BLOCKS = 10  # timed blocks per measurement
+BLOCKS = 10  # timed blocks per measurement (MIN_BLOCKS of one call each when a call is slow)
+MIN_BLOCKS = 3
 
 
 @contextlib.contextmanager
@@ -49,7 +50,8 @@ def make_inputs(shapes: list[tuple[int, ...]], device: str, dtype: torch.dtype,
 def measure(module: nn.Module, inputs: list[torch.Tensor], threads: int,
             min_run_time: float) -> tuple[float, float]:
     """Median and interquartile range of ``module(*inputs)`` in milliseconds, over ``BLOCKS``
-    timed blocks of equal call counts that together take about ``min_run_time`` seconds.
+    timed blocks of equal call counts that together take about ``min_run_time`` seconds
+    (at least ``MIN_BLOCKS`` calls when one call takes longer than that).
 
     The block size comes from one timed call after the warm-up (``blocked_autorange`` sizes
     blocks in powers of ten and ran a 0.1 ms layer for 0.27 s when asked for 0.02 s)."""
@@ -61,9 +63,10 @@ def measure(module: nn.Module, inputs: list[torch.Tensor], threads: int,
         timer = benchmark.Timer(stmt="module(*inputs)",
                                 globals={"module": module, "inputs": inputs},
                                 num_threads=threads)
-        once = timer.timeit(1).median
-        number = max(1, round(min_run_time / BLOCKS / max(once, 1e-9)))
-        times = [timer.timeit(number).median for _ in range(BLOCKS)]
+        once = max(timer.timeit(1).median, 1e-9)
+        blocks = min(BLOCKS, max(MIN_BLOCKS, round(min_run_time / once)))
+        number = max(1, round(min_run_time / blocks / once))
+        times = [timer.timeit(number).median for _ in range(blocks)]
     median, iqr = median_iqr(times)
     return median * 1e3, iqr * 1e3
 

@@ -87,6 +87,10 @@ def _input_shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ..
         with torch.no_grad():
             model(torch.zeros(input_shape, device=parameter.device if parameter is not None
                               else "cpu"))
+    except (RuntimeError, ValueError) as error:
+        first_line = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise ValueError(f"the model fails on an input of shape {tuple(input_shape)} "
+                         f"({first_line}); give the (C, H, W) it takes") from None
     finally:
         model.train(was_training)
         for handle in handles:

@@ -88,8 +88,8 @@ def read_cache(path: Path, key: Mapping[str, Any]) -> dict[str, float]:
 @dataclass
 class LatencyTable:
     """Per layer, each candidate's latency (ms) and MACs; the folded original's measured
-    total (ms) and MACs; where the entries came from (``measured`` now, ``reused`` from the
-    cache file ``cache``)."""
+    total (ms) and MACs; ``measured``: the signatures timed now (layers of one signature
+    share the entry), ``reused``: the entries read from the cache file ``cache``."""
 
     key: dict[str, Any]
     ms: dict[str, dict[str, float]]
@@ -117,10 +117,15 @@ class LatencyTable:
         return self.total_macs + sum(row[plan.get(name, KEEP)] - row[KEEP]
                                      for name, row in self.macs.items())
 
+    @property
+    def entries(self) -> int:
+        return sum(len(row) for row in self.ms.values())
+
     def describe(self) -> str:
         where = f" ({self.cache})" if self.cache else ""
-        return (f"latency table: {self.measured + self.reused} entries, {self.measured} "
-                f"measured, {self.reused} reused from the cache{where}, {self.seconds:.1f} s")
+        return (f"latency table: {self.entries} entries, {self.measured} measured (layers of "
+                f"one signature share one), {self.reused} reused from the cache{where}, "
+                f"{self.seconds:.1f} s")
 
 
 def _entry_module(spec: str, conv: nn.Conv2d) -> nn.Module:
@@ -155,6 +160,8 @@ def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[
     ms: dict[str, dict[str, float]] = {layer.name: {} for layer in layers}
     macs: dict[str, dict[str, int]] = {layer.name: {} for layer in layers}
     todo: list[tuple[str, str, str, nn.Module, list[torch.Tensor]]] = []
+    pending: dict[str, list[tuple[str, str]]] = {}  # signature -> the (layer, spec) it times
+    reused = 0
     parameter = next(model.parameters())
     with torch_threads(threads):
         for layer in layers:
@@ -166,7 +173,11 @@ def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[
                 sig = signature(layer.conv, layer.input_shape, spec)
                 if sig in cached:
                     ms[layer.name][spec] = cached[sig]
+                    reused += 1
+                elif sig in pending:  # a layer of the same signature: measured once
+                    pending[sig].append((layer.name, spec))
                 else:
+                    pending[sig] = [(layer.name, spec)]
                     deployed = _deployed(module, layer.input_shape, threads, channels_last)
                     todo.append((layer.name, spec, sig, deployed, inputs))
         whole = _deployed(model, tuple(input_shape), threads, channels_last)
@@ -178,11 +189,12 @@ def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[
                 samples[i].append(measure(module, inputs, threads, min_run_time)[0])
             samples[len(todo)].append(measure(whole, whole_inputs, threads,
                                               max(min_run_time, 0.1))[0])
-    for i, (name, spec, sig, _, _) in enumerate(todo):
-        ms[name][spec] = cached[sig] = median_iqr(samples[i])[0]
+    for i, (_, _, sig, _, _) in enumerate(todo):
+        cached[sig] = median_iqr(samples[i])[0]
+        for name, spec in pending[sig]:
+            ms[name][spec] = cached[sig]
     table = LatencyTable(key, ms, macs, median_iqr(samples[len(todo)])[0],
-                         _macs(model, tuple(input_shape)), measured=len(todo),
-                         reused=sum(len(row) for row in ms.values()) - len(todo))
+                         _macs(model, tuple(input_shape)), measured=len(todo), reused=reused)
     if use_cache:
         if todo:
             atomic_write_text(path, json.dumps({"key": key, "entries": cached}, indent=1,

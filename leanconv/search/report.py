@@ -19,12 +19,23 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+def _checks(result: ShrinkResult) -> list[str]:
+    """The plans measured before training, as lines (none for a MACs target)."""
+    if not result.checks:
+        return []
+    steps = "; ".join(f"plan {i + 1}: predicted {c['predicted_speedup']:.2f}x, measured "
+                      f"{c['measured_speedup']:.2f}x" for i, c in enumerate(result.checks))
+    return [f"Measured before training (folded, data-free weights, target "
+            f"{result.checks[0]['wanted_speedup']:.2f}x): {steps}.", ""]
+
+
 def markdown(result: ShrinkResult) -> str:
     """The report as Markdown: the outcome, then one row per layer."""
     setting, measured, acc = result.setting, result.measured_ms, result.accuracy
     target = result.target
     kind = {"speedup": "speed-up", "latency_ms": "latency (ms)", "macs_ratio": "MACs share"}
     replaced = sum(row["new"] != "keep" for row in result.layers)
+    predicted = result.table["total_ms"] / result.predicted_ms
     lines = [
         f"# leanconv shrink: {result.model}",
         "",
@@ -39,8 +50,8 @@ def markdown(result: ShrinkResult) -> str:
             ["latency, folded, measured side by side (ms)", f"{measured['original']:.3f}",
              f"{measured['shrunk']:.3f}"],
             ["speed-up (measured)", "1.00x", f"{result.speedup:.2f}x"],
-            ["latency predicted by the table (ms)", f"{result.table['total_ms']:.3f}",
-             f"{result.predicted_ms:.3f} ({100 * result.prediction_error:+.1f}%)"],
+            ["speed-up predicted by the latency table", "1.00x",
+             f"{predicted:.2f}x ({100 * (predicted / result.speedup - 1):+.1f}%)"],
             ["MACs", f"{result.macs['original']:,}", f"{result.macs['shrunk']:,}"],
             ["test accuracy", _percent(acc["original"]), _percent(acc["fine_tuned"])],
             ["test accuracy before fine-tuning (calibrated)", "", _percent(acc["calibrated"])],
@@ -52,6 +63,7 @@ def markdown(result: ShrinkResult) -> str:
         f"entries, {result.table['reused']} reused from the cache. Time: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()) + ".",
         "",
+        *_checks(result),
         format_table(["layer", "old", "new", "ms before", "ms after", "MACs before",
                       "MACs after", "sensitivity (KL)"],
                      [[row["name"], row["old"], row["new"], f"{row['ms_before']:.4f}",
@@ -77,9 +89,13 @@ def pareto_png(result: ShrinkResult) -> bytes:
     axes.plot([chosen_x], [result.selection["loss"]], "r*", ms=12, label="chosen plan")
     axes.axvline(result.target["budget"] / (1e6 if macs else 1), color="gray", ls="--",
                  label="target")
+    corrected = [c["budget_ms"] for c in result.checks[1:] if "budget_ms" in c]
+    for i, budget in enumerate(corrected):
+        axes.axvline(budget, color="orange", ls=":",
+                     label="target corrected by measurement" if i == 0 else None)
     axes.set_xlabel("predicted MACs (M)" if macs else "predicted latency, folded (ms)")
     axes.set_ylabel("predicted loss (summed KL to the original)")
-    axes.set_title(f"leanconv shrink: {Path(result.model).name}")
+    axes.set_title(f"leanconv shrink: {result.model}", fontsize=9)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()

@@ -123,8 +123,10 @@ class ShrinkResult:
 
     @property
     def prediction_error(self) -> float:
-        """(predicted - measured) / measured latency of the chosen plan."""
-        return self.predicted_ms / self.measured_ms["shrunk"] - 1
+        """The table's predicted speed-up of the chosen plan over the measured one, less 1
+        (speed-ups, not milliseconds: the table and the final measurement run minutes apart
+        on a machine whose absolute times drift)."""
+        return self.table["total_ms"] / self.predicted_ms / self.speedup - 1
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "prediction_error": round(self.prediction_error, 4)}
@@ -307,7 +309,7 @@ def shrink(
         accuracy={"original": _accuracy(original, dataset), **result["accuracy"]},
         selection=_selection_info(selection), checks=checks,
         pareto=[{"cost": rest + s.cost, "loss": s.loss} for s in front],
-        table={"entries": table.measured + table.reused, "measured": table.measured,
+        table={"entries": table.entries, "measured": table.measured,
                "reused": table.reused, "cache": table.cache, "total_ms": table.total_ms,
                "rest_ms": table.rest_ms},
         seconds=seconds)
@@ -348,7 +350,7 @@ def _checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTa
                   else measured["original"] / target.value)
         check = {"predicted_speedup": table.total_ms / table.predict(plan),
                  "measured_speedup": measured["original"] / measured["shrunk"],
-                 "wanted_speedup": wanted}
+                 "wanted_speedup": wanted, "budget_ms": budget}
         checks.append(check)
         say(f"plan check {len(checks)}: predicted {check['predicted_speedup']:.2f}x, measured "
             f"{check['measured_speedup']:.2f}x (target {wanted:.2f}x)")

@@ -58,3 +58,8 @@ def test_check_candidates_names_the_bad_entry(specs, message):
     with pytest.raises(ValueError, match="candidates") as error:
         check_candidates("shrink", "candidates", specs)
     assert message in str(error.value)
+
+
+def test_an_input_the_model_cannot_take_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"fails on an input of shape \(1, 5, 16, 16\)"):
+        search_layers(Net(), (1, 5, 16, 16))

@@ -87,3 +87,13 @@ def test_channels_last_tables_have_their_own_cache_file(tmp_path):
     _, channels_last = table(net(), cache_dir=tmp_path, channels_last=True)
     assert channels_last.key["memory_format"] == "channels_last"
     assert channels_last.measured == 5 and channels_last.cache != contiguous.cache
+
+
+def test_layers_of_one_signature_are_timed_once(tmp_path):
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1),
+                          nn.Conv2d(8, 8, 3, padding=1), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 2)).eval()
+    _, result = table(model, cache_dir=tmp_path)
+    assert result.entries == 6 and (result.measured, result.reused) == (3, 0)
+    assert result.ms["1"] == result.ms["2"]
+    assert "3 measured (layers of one signature share one)" in result.describe()
