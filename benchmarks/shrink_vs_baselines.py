@@ -44,7 +44,7 @@ from torch import nn
 
 from leanconv.bench.machine import machine_info
 from leanconv.calibration import fit_converted
-from leanconv.convert import KEEP, convert, save_converted
+from leanconv.converter import KEEP, convert, save_converted
 from leanconv.cost.latency import torch_threads
 from leanconv.data.load import dataset_for_model
 from leanconv.deploy.latency import folded_side_by_side

@@ -22,8 +22,8 @@ logging.getLogger("torch.utils.cpp_extension").addFilter(
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "ConversionPolicy": "leanconv.convert", "ConversionReport": "leanconv.convert",
-    "convert": "leanconv.convert",
+    "ConversionPolicy": "leanconv.converter", "ConversionReport": "leanconv.converter",
+    "convert": "leanconv.converter",
     "Profile": "leanconv.cost", "profile": "leanconv.cost",
     "compile_model": "leanconv.deploy", "export_onnx": "leanconv.deploy",
     "fold": "leanconv.deploy",
@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what static tools see; at run time __getattr__ imports on demand
-    from leanconv.convert import ConversionPolicy, ConversionReport, convert
+    from leanconv.converter import ConversionPolicy, ConversionReport, convert
     from leanconv.cost import Profile, profile
     from leanconv.deploy import compile_model, export_onnx, fold
     from leanconv.loading import ModelInfo, load_model

@@ -13,7 +13,7 @@
   replaced by :func:`leanconv.ops.create_conv.create_conv_like`, then the saved weights.
 
 Every call returns the model and a :class:`ModelInfo` saying what it is and what input it
-takes. This module sits below :mod:`leanconv.convert` and :mod:`leanconv.train` (they import
+takes. This module sits below :mod:`leanconv.converter` and :mod:`leanconv.train` (they import
 it; it imports neither the converter nor the trainer), and imports timm only for ``timm:``.
 """
 

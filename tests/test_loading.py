@@ -7,7 +7,7 @@ from torch import nn
 
 import leanconv
 from leanconv import HetConv2d, ModelInfo, convert, load_model
-from leanconv.convert import load_with_conv, save_converted
+from leanconv.converter import load_with_conv, save_converted
 from leanconv.loading import CONVERTED_FORMAT, reference_kind
 from leanconv.train.config import TrainConfig
 from leanconv.train.network import build_network
@@ -146,7 +146,7 @@ def test_converted_file_rebuilds_without_the_converter(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("load_model called the converter")
 
-    monkeypatch.setattr(sys.modules["leanconv.convert"], "convert", refuse)
+    monkeypatch.setattr(sys.modules["leanconv.converter"], "convert", refuse)
     monkeypatch.setattr(sys.modules["leanconv.inherit"], "inherit_weights", refuse)
     loaded, _ = load_model(str(tmp_path / "c.pt"))
     _same_outputs(converted, loaded, (1, 3, 32, 32))

@@ -44,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    from leanconv.convert import ConversionPolicy, convert, read_plan, save_converted
+    from leanconv.converter import ConversionPolicy, convert, read_plan, save_converted
     from leanconv.loading import load_model
 
     policy_flags = [flag for flag, given in (

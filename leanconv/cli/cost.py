@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> str:
 
 
 def _profile(args: argparse.Namespace) -> str:
-    from leanconv.convert import load_with_conv
+    from leanconv.converter import load_with_conv
     from leanconv.cost.profile import profile
 
     in_chans = {"in_chans": args.input[0]} if args.input else {}

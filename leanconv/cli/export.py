@@ -30,7 +30,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    from leanconv.convert import load_with_conv
+    from leanconv.converter import load_with_conv
     from leanconv.deploy.onnx_export import DEFAULT_OPSET, export_onnx
     from leanconv.loading import load_model, reference_kind
 

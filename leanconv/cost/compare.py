@@ -96,7 +96,7 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
     not changed).
 
     ``model``: a reference for :func:`leanconv.load_model` (a zoo model is built with each
-    spec, any other model converted, see :func:`leanconv.convert.load_with_conv`), or an
+    spec, any other model converted, see :func:`leanconv.converter.load_with_conv`), or an
     ``nn.Module`` (converted). ``input_shape`` None: the reference's default input with
     ``batch`` (:meth:`leanconv.ModelInfo.input_shape`). One record per spec: ``conv``, the
     profile's totals (``params``, ``macs_analytic``, ``macs_executed``, ``flops``,
@@ -105,7 +105,7 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
     first spec's (None where the first is 0).
     """
     # the converter sits above leanconv.cost (it profiles): imported when called
-    from leanconv.convert import convert, load_with_conv
+    from leanconv.converter import convert, load_with_conv
     from leanconv.deploy.latency import folded_side_by_side
 
     owner = "compare_convs"

@@ -37,9 +37,10 @@ ROUNDS = 3
 MIN_RUN_TIME = 0.02
 
 
-def _layer_inputs(model: nn.Module, names: list[str], input_shape: tuple[int, ...],
-                  channels_last: bool) -> dict[str, tuple[int, ...]]:
-    """The input shape each named module receives on an ``input_shape`` input."""
+def layer_input_shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ...],
+                       channels_last: bool) -> dict[str, tuple[int, ...]]:
+    """The input shape each named module receives on an ``input_shape`` input (in the order
+    the forward first calls them; a module the forward does not call is absent)."""
     shapes: dict[str, tuple[int, ...]] = {}
 
     def record(name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
@@ -104,7 +105,7 @@ def choose_forms(model: nn.Module, hetconv: str, mixconv: str,
     choices = {name: found for name, module in model.named_modules()
                if (found := _alternatives(module, hetconv, mixconv)) is not None}
     measured = [name for name, (choice, _) in choices.items() if choice == "auto"]
-    shapes = (_layer_inputs(model, measured, input_shape, channels_last)
+    shapes = (layer_input_shapes(model, measured, input_shape, channels_last)
               if measured and input_shape is not None else {})
     rows = []
     for name, (choice, forms) in choices.items():

@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
-from leanconv.convert import KEEP
-from leanconv.ops.create_conv import create_conv_like, parse_conv_spec
+from leanconv.converter import KEEP, check_layer_spec
+from leanconv.deploy.autotune import layer_input_shapes
+from leanconv.ops.create_conv import create_conv_like
 
 KXK_CANDIDATES = (KEEP, "hetconv:p=2", "hetconv:p=4", "hetconv:p=8", "dwsep",
                   "group:g=2,shuffle=1", "group:g=4,shuffle=1")
@@ -36,16 +36,7 @@ def check_candidates(owner: str, name: str, specs: object) -> tuple[str, ...]:
                          f"conv specs such as ['hetconv:p=4', 'dwsep'] ('keep' is always one)")
     checked = [KEEP]
     for spec in specs:
-        if not isinstance(spec, str):
-            raise ValueError(f"{owner}: {name} holds {spec!r}; expected conv spec strings")
-        if spec == "standard":
-            raise ValueError(f"{owner}: {name} holds 'standard', which is no efficient "
-                             f"operator; 'keep' leaves a layer as it is")
-        if spec != KEEP:
-            try:
-                parse_conv_spec(spec)
-            except ValueError as error:
-                raise ValueError(f"{owner}: {name}: {error}") from None
+        check_layer_spec(owner, name, spec)
         if spec not in checked:
             checked.append(spec)
     return tuple(checked)
@@ -70,32 +61,17 @@ def _is_pointwise(conv: nn.Conv2d) -> bool:
 
 def _input_shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ...]
                   ) -> dict[str, tuple[int, ...]]:
-    """The input shape each named module receives in one forward of ``input_shape``."""
-    modules = dict(model.named_modules())
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def record(name: str) -> object:
-        def hook(_: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-            shapes.setdefault(name, tuple(args[0].shape))
-        return hook
-
-    handles = [modules[name].register_forward_pre_hook(record(name)) for name in names]
-    parameter = next(model.parameters(), None)
+    """The input shape each named module receives, in forward order, from one eval-mode
+    forward of ``input_shape``; ValueError when the model cannot take that input."""
     was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(input_shape, device=parameter.device if parameter is not None
-                              else "cpu"))
+        return layer_input_shapes(model.eval(), names, input_shape, channels_last=False)
     except (RuntimeError, ValueError) as error:
         first_line = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise ValueError(f"the model fails on an input of shape {tuple(input_shape)} "
                          f"({first_line}); give the (C, H, W) it takes") from None
     finally:
         model.train(was_training)
-        for handle in handles:
-            handle.remove()
-    return shapes
 
 
 def search_layers(model: nn.Module, input_shape: tuple[int, ...],

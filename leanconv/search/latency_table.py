@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from leanconv.bench.machine import cpu_model
-from leanconv.convert import KEEP
+from leanconv.converter import KEEP
 from leanconv.cost.latency import make_inputs, measure, median_iqr, torch_threads
 from leanconv.cost.profile import profile
 from leanconv.deploy import fold

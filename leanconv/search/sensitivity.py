@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from leanconv.calibration import fit_converted
-from leanconv.convert import KEEP, convert
+from leanconv.converter import KEEP, convert
 from leanconv.search.candidates import Layer
 
 FIT_IMAGES = 256  # calibration images each single-layer fit uses (the first ones)

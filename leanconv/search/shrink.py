@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from leanconv.convert import KEEP, convert, describe_conv, save_converted
+from leanconv.converter import KEEP, convert, describe_conv, save_converted
 from leanconv.cost.latency import torch_threads
 from leanconv.data.load import dataset_for_model
 from leanconv.deploy.latency import folded_side_by_side

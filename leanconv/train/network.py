@@ -58,7 +58,7 @@ def build_network(config: TrainConfig, data: Dataset
                   ) -> tuple[nn.Module, dict[str, Any], list[str]]:
     """``(model, built, log)``: the network ``config`` trains on ``data`` (see the module
     docstring), the record of it a checkpoint keeps, and what was adapted or converted."""
-    from leanconv.convert import convert  # the converter imports the trainer's loader
+    from leanconv.converter import convert  # the converter imports the trainer's loader
 
     model, info = _initial(config, data)
     channels, height, width = data.image_shape

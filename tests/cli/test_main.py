@@ -76,7 +76,7 @@ from leanconv.cli import build_parser, main
 build_parser()
 parsed = set(sys.modules)
 main(["specs"])
-slow = ["torchvision", "leanconv.deploy", "leanconv.cost", "leanconv.convert",
+slow = ["torchvision", "leanconv.deploy", "leanconv.cost", "leanconv.converter",
         "leanconv.train.trainer"]
 print([m for m in slow if m in parsed], [m for m in slow if m in sys.modules])
 """

@@ -51,7 +51,7 @@ def test_check_candidates_puts_keep_first_and_drops_repeats():
 
 
 @pytest.mark.parametrize("specs, message", [
-    ([], "non-empty list"), ("dwsep", "non-empty list"), ([3], "conv spec strings"),
+    ([], "non-empty list"), ("dwsep", "non-empty list"), ([3], "expected a conv spec string"),
     (["standard"], "'standard'"), (["hetconv:q=4"], "hetconv"), (["nonsense"], "nonsense"),
 ])
 def test_check_candidates_names_the_bad_entry(specs, message):

@@ -1,7 +1,7 @@
 import pytest
 
 from leanconv import convert, load_model
-from leanconv.convert import save_converted
+from leanconv.converter import save_converted
 from leanconv.train.evaluate import evaluate_checkpoint
 from tests.helpers import hand_made_checkpoint
 

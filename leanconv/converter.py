@@ -1,4 +1,6 @@
-"""``leanconv.convert``: swap the convolutions of any model for an efficient operator.
+"""``leanconv.converter``: ``leanconv.convert`` swaps the convolutions of any model for an
+efficient operator. (The module is not named ``convert``: importing a submodule sets the
+package attribute of its name, which would hide the ``leanconv.convert`` function.)
 
 Default policy (:class:`ConversionPolicy`): every ``nn.Conv2d`` with a kernel larger than
 1x1 and ``groups == 1`` is a candidate; the stem (the first ``nn.Conv2d`` in registration
@@ -192,6 +194,24 @@ def _candidates(model: nn.Module, to: str) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if type(m) is nn.Conv2d]
 
 
+def check_layer_spec(owner: str, where: str, spec: object) -> str:
+    """``spec`` as one layer's choice in a plan or a candidate list: a conv spec that parses
+    or ``'keep'``; ValueError naming ``where`` otherwise (``'standard'`` is refused: it turns
+    operators back into dense convs, ``'keep'`` leaves a layer as it is)."""
+    if not isinstance(spec, str):
+        raise ValueError(f"{owner}: {where}: {spec!r} is invalid; expected a conv spec string "
+                         f"or 'keep'")
+    if spec == "standard":
+        raise ValueError(f"{owner}: {where}: 'standard' is for convert(model, 'standard') "
+                         f"(operators back to dense convs); 'keep' leaves a layer as it is")
+    if spec != KEEP:
+        try:
+            parse_conv_spec(spec)
+        except ValueError as error:
+            raise ValueError(f"{owner}: {where}: {error}") from None
+    return spec
+
+
 def check_plan(owner: str, plan: object, model: nn.Module) -> dict[str, str]:
     """``plan`` (``{layer name or glob: spec or 'keep'}``) checked against ``model``'s
     ``nn.Conv2d`` layers: every spec parses, every exact name is such a layer and every glob
@@ -201,17 +221,10 @@ def check_plan(owner: str, plan: object, model: nn.Module) -> dict[str, str]:
                          f"{{layer name or glob: conv spec or 'keep'}}")
     layers = [name for name, _ in _candidates(model, "")]
     for key, spec in plan.items():
-        if not isinstance(key, str) or not isinstance(spec, str):
+        if not isinstance(key, str):
             raise ValueError(f"{owner}: plan entry {key!r}: {spec!r} is invalid; expected a "
                              f"layer name or glob and a conv spec string")
-        if spec == "standard":
-            raise ValueError(f"{owner}: plan entry {key!r}: 'standard' is for convert(model, "
-                             f"'standard') (operators back to dense convs), not for plans")
-        if spec != KEEP:
-            try:
-                parse_conv_spec(spec)
-            except ValueError as error:
-                raise ValueError(f"{owner}: plan entry {key!r}: {error}") from None
+        check_layer_spec(owner, f"plan entry {key!r}", spec)
         if not any(fnmatch.fnmatchcase(name, key) for name in layers):
             close = difflib.get_close_matches(key, layers, n=3)
             hint = f"; close matches: {close}" if close else f"; its layers: {layers[:8]}..."

@@ -4,7 +4,7 @@ import torchvision
 from torch import nn
 
 from leanconv import HetConv2d, convert, create_conv, profile
-from leanconv.convert import ConversionPolicy
+from leanconv.converter import ConversionPolicy
 from leanconv.inherit import inherit_weights
 
 SHAPE = (1, 3, 64, 64)
@@ -286,7 +286,7 @@ def test_inplace_report_counts_the_parameters_before_the_change():
 
 def test_a_plan_gives_each_layer_its_own_spec():
     from leanconv import create_model
-    from leanconv.convert import PLAN
+    from leanconv.converter import PLAN
     from leanconv.ops import DepthwiseSeparableConv2d, GroupConv2d
 
     model = create_model("resnet20_cifar").eval()
@@ -320,7 +320,7 @@ def test_a_plan_gives_each_layer_its_own_spec():
     ({"stages.0.0.conv1.cnv": "dwsep"}, r"close matches: \['stages.0.0.conv1.conv'"),
     ({"stages.*": "hetconv:q=1"}, "plan entry 'stages.*': invalid conv spec"),
     ({"stages.*": "standard"}, "'standard' is for convert"),
-    ({"stages.*": 4}, "expected a layer name or glob and a conv spec string"),
+    ({"stages.*": 4}, "plan entry 'stages.*': 4 is invalid; expected a conv spec string or 'keep'"),
 ])
 def test_bad_plans_name_the_entry(plan, message):
     from leanconv import create_model
@@ -330,3 +330,15 @@ def test_bad_plans_name_the_entry(plan, message):
         convert(model, plan)
     with pytest.raises(ValueError, match="give no policy"):
         convert(model, {"stages.*": "dwsep"}, exclude=["stages.2.*"])
+
+
+def test_importing_the_submodules_does_not_hide_the_package_functions():
+    """A submodule named like a package function replaces it on import (leanconv.convert was
+    a module after `import leanconv.search`): checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import leanconv.converter, leanconv.search, leanconv\n"
+            "assert leanconv.convert.__name__ == 'convert' and callable(leanconv.convert)\n"
+            "assert leanconv.shrink.__name__ == 'shrink' and callable(leanconv.shrink)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
