@@ -16,10 +16,12 @@ distillation from the original, one-cycle at ``--lr``, leanconv's trainer):
 It also reports how well sensitivity ranks single-layer conversions by their real test
 accuracy drop (Spearman correlation).
 
-Part ``latency`` (``--latency-models``): the latency table's prediction against the folded
-model measured side by side with the original, for 20 random plans and the plans chosen at
-several speed-ups (for random-weight models the chosen plans use the MACs each layer keeps
-as their loss), on each model and batch.
+Part ``latency`` (``--latency-models``): the latency table's predicted speed-up against the
+folded model's, measured in turns with the folded original (paired ratios), for 20 random
+plans and the plans chosen at several speed-ups (for random-weight models the chosen plans
+use the MACs each layer keeps as their loss), on each model and batch; both with the table
+calibrated in the model (:func:`leanconv.search.correction.calibrate`, whose random plans
+have another seed than these) and with the table alone.
 
     python benchmarks/shrink_vs_baselines.py --part accuracy --model runs/teacher-resnet20/best.pt
     python benchmarks/shrink_vs_baselines.py --part latency
@@ -30,6 +32,7 @@ Results go to ``benchmarks/results/shrink_vs_baselines_<part>.json``.
 from __future__ import annotations
 
 import argparse
+import collections
 import copy
 import json
 import random
@@ -47,24 +50,29 @@ from leanconv.calibration import fit_converted
 from leanconv.converter import KEEP, convert, save_converted
 from leanconv.cost.latency import torch_threads
 from leanconv.data.load import dataset_for_model
-from leanconv.deploy.latency import folded_side_by_side
+from leanconv.deploy.latency import folded_speedups
 from leanconv.io import atomic_write_text
 from leanconv.loading import load_model
-from leanconv.search import TargetUnreachable, choose, shrink
+from leanconv.search import Target, TargetUnreachable, shrink
 from leanconv.search.candidates import KXK_CANDIDATES, search_layers
+from leanconv.search.correction import calibrate
 from leanconv.search.latency_table import measure_table
+from leanconv.search.shrink import checked_plan
 from leanconv.train import TrainConfig, train
 from leanconv.train.distributed import DistContext
 from leanconv.train.trainer import evaluate
 
 RESULTS = Path(__file__).parent / "results"
+RETEST = 5  # plans measured a second time, for the measurement's own spread
 
 
 def _speedups(models: dict[str, nn.Module], shape: tuple[int, ...], threads: int
               ) -> dict[str, float]:
-    """Measured speed-up of each model over ``models['original']``, folded, side by side."""
-    timed = folded_side_by_side(models, shape, threads=threads, rounds=7, min_run_time=0.2)
-    return {name: timed["original"][0] / ms for name, (ms, _) in timed.items()}
+    """Measured speed-up of each model over ``models['original']``, folded, each timed in
+    turns with the original (paired per-round ratios)."""
+    others = {name: model for name, model in models.items() if name != "original"}
+    timed = folded_speedups(models["original"], others, shape, threads=threads)
+    return {"original": 1.0, **{name: value.speedup for name, value in timed.items()}}
 
 
 def _fine_tune(init: str | nn.Module, teacher: str, out: Path, args: argparse.Namespace
@@ -250,42 +258,74 @@ def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
 
 def _latency_case(ref: str, shape: tuple[int, ...], threads: int, plans: int, seed: int
                   ) -> dict[str, Any]:
-    model, _ = load_model(ref)
+    # latency does not depend on the weights: a zoo name is built for the input's channels
+    model, _ = load_model(ref) if Path(ref).is_file() else load_model(ref, in_chans=shape[1])
     model.eval()
     layers = search_layers(model, shape)
     table = measure_table(model, layers, shape, threads=threads)
+    raw = copy.deepcopy(table)
+    calibrate(table, model, layers, shape, threads=threads)
     rng = random.Random(seed)
     cases = {f"random {i}": {layer.name: rng.choice(layer.specs) for layer in layers}
              for i in range(plans)}
-    options = [[(table.ms[layer.name][spec], table.macs[layer.name][spec] / 1e6)
-                for spec in layer.specs] for layer in layers]
+    # the chosen plans are what shrink would train: selected, measured and refitted by its
+    # pre-training checks (MACs kept as the loss), each predicted by its own refitted table
+    macs_loss = {layer.name: {spec: table.macs[layer.name][spec] / 1e6 for spec in layer.specs}
+                 for layer in layers}
+    predictors, checks = {}, {}
     for target in (1.25, 1.5, 2.0):
-        selection = choose(options, table.total_ms / target - table.rest_ms)
-        if selection is not None:
-            cases[f"chosen {target}x"] = {layer.name: layer.specs[j] for layer, j in
-                                          zip(layers, selection.indices, strict=True)}
-    models = {"original": model, **{name: convert(model, plan, input_shape=None)[0]
-                                    for name, plan in cases.items()}}
+        checked = copy.deepcopy(table)
+        try:
+            _, plan, checks[target], _ = checked_plan(
+                model, layers, checked, Target("speedup", target), macs_loss, shape, threads,
+                False, lambda _: None)
+        except TargetUnreachable as error:
+            print(f"{ref} {shape}: {error}", flush=True)
+            continue
+        cases[f"chosen {target}x"], predictors[f"chosen {target}x"] = plan, checked
+    models = {name: convert(model, plan, input_shape=None)[0] for name, plan in cases.items()}
     with torch_threads(threads):
-        timed = folded_side_by_side(models, shape, threads=threads, rounds=5,
-                                    min_run_time=0.2)
+        timed = folded_speedups(model, models, shape, threads=threads)
+        # test-retest: the first plans measured again, minutes later
+        again = folded_speedups(model, {name: models[name] for name in list(cases)[:RETEST]},
+                                shape, threads=threads)
+    retest = sorted(abs(again[name].speedup / timed[name].speedup - 1) for name in again)
     rows = []
     for name, plan in cases.items():
-        predicted, measured = table.predict(plan), timed[name][0]
-        ratio_error = (predicted / table.total_ms) / (measured / timed["original"][0]) - 1
+        predictor = predictors.get(name, table)
+        predicted = predictor.total_ms / predictor.predict(plan)
+        uncorrected = raw.total_ms / raw.predict(plan)
+        measured = timed[name].speedup
         rows.append({"plan": name, "replaced": sum(s != KEEP for s in plan.values()),
-                     "predicted_ms": predicted, "measured_ms": measured,
-                     "error": predicted / measured - 1, "speedup_error": ratio_error})
-    within = sum(abs(r["speedup_error"]) <= 0.10 for r in rows) / len(rows)
-    errors = sorted(abs(r["speedup_error"]) for r in rows)
-    print(f"{ref} {shape}: table {table.describe()}; original measured "
-          f"{timed['original'][0]:.3f} ms (table {table.total_ms:.3f}); speed-up within 10%: "
-          f"{100 * within:.0f}% of {len(rows)} plans, median |error| "
-          f"{100 * statistics.median(errors):.1f}%, max {100 * errors[-1]:.1f}%", flush=True)
+                     "specs": dict(collections.Counter(plan.values())),
+                     "predicted_speedup": predicted, "uncorrected_speedup": uncorrected,
+                     "measured_speedup": measured, "original_ms": timed[name].reference_ms,
+                     "measured_ms": timed[name].ms, "error": predicted / measured - 1,
+                     "uncorrected_error": uncorrected / measured - 1})
+    summary = {kind: _error_summary([r[kind] for r in rows])
+               for kind in ("error", "uncorrected_error")}
+    print(f"{ref} {shape}: {table.describe()}; predicted speed-up within 10% of measured: "
+          f"{_describe(summary['error'])} of {len(rows)} plans (uncorrected table: "
+          f"{_describe(summary['uncorrected_error'])}); the same plan measured twice: median "
+          f"change {100 * statistics.median(retest):.1f}%, max {100 * retest[-1]:.1f}% "
+          f"({len(retest)} plans)", flush=True)
     return {"model": ref, "input_shape": list(shape), "table_ms": table.total_ms,
-            "original_ms": timed["original"][0], "within_10pct": within,
-            "median_abs_error": statistics.median(errors), "max_abs_error": errors[-1],
+            "calibration": table.calibration, "correction": table.correction,
+            "mixed_ms": table.mixed_ms, **summary, "checks": checks,
+            "retest_abs_change": {"median": statistics.median(retest), "max": retest[-1],
+                                  "plans": len(retest)},
             "rows": rows}
+
+
+def _error_summary(errors: list[float]) -> dict[str, float]:
+    size = sorted(abs(e) for e in errors)
+    return {"within_10pct": sum(e <= 0.10 for e in size) / len(size),
+            "median_abs": statistics.median(size), "max_abs": size[-1]}
+
+
+def _describe(summary: dict[str, float]) -> str:
+    return (f"{100 * summary['within_10pct']:.0f}% (median |error| "
+            f"{100 * summary['median_abs']:.1f}%, max {100 * summary['max_abs']:.1f}%)")
 
 
 def latency_part(args: argparse.Namespace) -> dict[str, Any]:
@@ -309,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default="runs/shrink-bench")
     parser.add_argument("--latency-models", nargs="+", default=[
-        "runs/teacher-resnet20/best.pt@32x1x28x28", "runs/teacher-resnet20/best.pt@1x1x28x28",
+        "resnet20_cifar@32x1x28x28", "resnet20_cifar@1x1x28x28",
         "torchvision:resnet50@1x3x224x224", "torchvision:resnet50@8x3x224x224"])
     parser.add_argument("--plans", type=int, default=20, help="random plans per case")
     parser.add_argument("--seed", type=int, default=0)

@@ -3,16 +3,17 @@
 Each entry is one candidate with the layer's geometry, followed by a BatchNorm and folded by
 :func:`leanconv.deploy.fold` on the layer's real input shape (BatchNorm into the conv's
 weights, each operator in its fastest measured form), then timed alone on a random input of
-that shape with :func:`leanconv.cost.latency.measure` (``torch.utils.benchmark``, explicit
-threads, warm-up) in interleaved rounds (every entry once per round, so drift on a shared
-machine hits them all alike); the entry is the median. The folded original is timed the same
-way, and
+that shape with ``torch.utils.benchmark`` (explicit threads, warm-up), a layer's candidates
+taking turns in millisecond blocks (:func:`leanconv.cost.latency.interleaved_samples`, so
+that drift on a shared machine hits them alike); the entry is the median. The folded
+original is timed the same way, and
 
-    predicted(plan) = total - sum_i keep_i + sum_i plan_i
+    predicted(plan) = total + sum_i (plan_i - keep_i + c_{plan_i} keep_i) + [plan mixes] m
 
-(the measured rest of the network, plus the entries the plan picks), the per-layer lookup
-of NetAdapt (T.-J. Yang et al., ECCV 2018, arXiv:1804.03230) and FBNet (B. Wu et al., CVPR
-2019, arXiv:1812.03443).
+(the measured total, plus what each replaced layer's entry changes, plus the in-context
+corrections ``c`` and ``m`` that :func:`leanconv.search.correction.calibrate` fits to
+measured plans; both 0 before calibration), the per-layer lookup of NetAdapt (T.-J. Yang et al.,
+ECCV 2018, arXiv:1804.03230) and FBNet (B. Wu et al., CVPR 2019, arXiv:1812.03443).
 
 Entries are cached in ``$XDG_CACHE_HOME/leanconv/latency/<key>.json`` (``~/.cache`` when
 ``XDG_CACHE_HOME`` is unset): one file per machine and setting (:func:`cache_key`: CPU
@@ -39,7 +40,7 @@ from torch import nn
 
 from leanconv.bench.machine import cpu_model
 from leanconv.converter import KEEP
-from leanconv.cost.latency import make_inputs, measure, median_iqr, torch_threads
+from leanconv.cost.latency import interleaved_samples, make_inputs, median_iqr, torch_threads
 from leanconv.cost.profile import profile
 from leanconv.deploy import fold
 from leanconv.io import atomic_write_text, user_cache_dir
@@ -101,16 +102,34 @@ class LatencyTable:
     cache: str | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    correction: dict[str, float] = field(default_factory=dict)
+    mixed_ms: float = 0.0
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def rest_ms(self) -> float:
         """The measured total less the kept layers' entries: what no plan changes."""
         return self.total_ms - sum(row[KEEP] for row in self.ms.values())
 
+    def cost(self, name: str, spec: str) -> float:
+        """Layer ``name``'s predicted latency (ms) as ``spec`` inside the model: its entry,
+        plus ``spec``'s in-context correction times the layer's kept entry
+        (:mod:`leanconv.search.correction`; none before calibration), at least 0."""
+        row = self.ms[name]
+        if spec == KEEP:
+            return row[KEEP]
+        return max(0.0, row[spec] + self.correction.get(spec, 0.0) * row[KEEP])
+
+    def mixes(self, plan: Mapping[str, str]) -> bool:
+        """Whether ``plan`` gives the layers two or more specs (``keep`` included): such a
+        plan pays ``mixed_ms`` (:mod:`leanconv.search.correction`)."""
+        return len({plan.get(name, KEEP) for name in self.ms}) > 1
+
     def predict(self, plan: Mapping[str, str]) -> float:
         """Predicted latency (ms) of ``plan`` (``{layer: spec}``; absent layers kept)."""
-        return self.total_ms + sum(row[plan.get(name, KEEP)] - row[KEEP]
-                                   for name, row in self.ms.items())
+        return (self.total_ms + sum(self.cost(name, plan.get(name, KEEP)) - row[KEEP]
+                                    for name, row in self.ms.items())
+                + (self.mixed_ms if self.mixes(plan) else 0.0))
 
     def predict_macs(self, plan: Mapping[str, str]) -> int:
         """Analytic MACs of ``plan`` (absent layers kept)."""
@@ -123,9 +142,11 @@ class LatencyTable:
 
     def describe(self) -> str:
         where = f" ({self.cache})" if self.cache else ""
+        calibrated = (f", calibrated in context on {len(self.calibration)} measured plans"
+                      if self.calibration else "")
         return (f"latency table: {self.entries} entries, {self.measured} measured (layers of "
-                f"one signature share one), {self.reused} reused from the cache{where}, "
-                f"{self.seconds:.1f} s")
+                f"one signature share one), {self.reused} reused from the cache{where}"
+                f"{calibrated}, {self.seconds:.1f} s")
 
 
 def _entry_module(spec: str, conv: nn.Conv2d) -> nn.Module:
@@ -159,7 +180,8 @@ def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[
     cached = read_cache(path, key) if use_cache else {}
     ms: dict[str, dict[str, float]] = {layer.name: {} for layer in layers}
     macs: dict[str, dict[str, int]] = {layer.name: {} for layer in layers}
-    todo: list[tuple[str, str, str, nn.Module, list[torch.Tensor]]] = []
+    # per layer, the signatures it times: a layer's candidates take turns when timed
+    groups: dict[str, dict[str, tuple[nn.Module, list[torch.Tensor]]]] = {}
     pending: dict[str, list[tuple[str, str]]] = {}  # signature -> the (layer, spec) it times
     reused = 0
     parameter = next(model.parameters())
@@ -179,24 +201,23 @@ def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[
                 else:
                     pending[sig] = [(layer.name, spec)]
                     deployed = _deployed(module, layer.input_shape, threads, channels_last)
-                    todo.append((layer.name, spec, sig, deployed, inputs))
+                    groups.setdefault(layer.name, {})[sig] = (deployed, inputs)
+        for calls in groups.values():
+            for sig, values in interleaved_samples(calls, threads, rounds * min_run_time,
+                                                   min_rounds=rounds).items():
+                cached[sig] = median_iqr(values)[0]
         whole = _deployed(model, tuple(input_shape), threads, channels_last)
         whole_inputs = make_inputs([tuple(input_shape)], parameter.device.type,
                                    parameter.dtype, channels_last)
-        samples: dict[int, list[float]] = {i: [] for i in range(len(todo) + 1)}
-        for _ in range(rounds):
-            for i, (_, _, _, module, inputs) in enumerate(todo):
-                samples[i].append(measure(module, inputs, threads, min_run_time)[0])
-            samples[len(todo)].append(measure(whole, whole_inputs, threads,
-                                              max(min_run_time, 0.1))[0])
-    for i, (_, _, sig, _, _) in enumerate(todo):
-        cached[sig] = median_iqr(samples[i])[0]
-        for name, spec in pending[sig]:
+        total = interleaved_samples({"model": (whole, whole_inputs)}, threads,
+                                    max(rounds * min_run_time, 0.5), min_rounds=rounds)
+    for sig, entries in pending.items():
+        for name, spec in entries:
             ms[name][spec] = cached[sig]
-    table = LatencyTable(key, ms, macs, median_iqr(samples[len(todo)])[0],
-                         _macs(model, tuple(input_shape)), measured=len(todo), reused=reused)
+    table = LatencyTable(key, ms, macs, median_iqr(total["model"])[0],
+                         _macs(model, tuple(input_shape)), measured=len(pending), reused=reused)
     if use_cache:
-        if todo:
+        if pending:
             atomic_write_text(path, json.dumps({"key": key, "entries": cached}, indent=1,
                                                sort_keys=True))
         table.cache = str(path)

@@ -3,16 +3,19 @@
 1. **Layers and candidates** (:func:`leanconv.search.candidates.search_layers`).
 2. **Latency table** (:func:`leanconv.search.latency_table.measure_table`): each layer x
    candidate timed folded on its real input at the requested batch, threads and memory
-   format, cached on disk; the target is checked against the fastest plan here, **before**
+   format, cached on disk, then calibrated in the model by measured plans
+   (:func:`leanconv.search.correction.calibrate`; latency targets only); the target is
+   checked against the fastest plan here, **before**
    anything is trained (:class:`TargetUnreachable` says which target is reachable).
 3. **Sensitivity** (:func:`leanconv.search.sensitivity.measure_sensitivity`): KL divergence
    to the original's outputs on held-out training images, one converted layer at a time.
-4. **Selection** (:func:`leanconv.search.knapsack.choose`): least summed sensitivity under
-   the predicted latency (or MACs) budget, and the Pareto front of plans.
+4. **Selection** (:func:`select_plan`: the knapsack of :mod:`leanconv.search.knapsack`, or a
+   uniform plan): least summed sensitivity under the predicted latency (or MACs) budget,
+   and the Pareto front of plans.
 5. **Recover and prove**: the plan is applied (``convert(model, plan, calibration=...)``),
    fine-tuned with distillation from the original (:func:`leanconv.train.train`), and both
    models are folded and timed side by side in one process
-   (:func:`leanconv.cost.latency.measure_side_by_side`); accuracies are on the test split.
+   (:func:`leanconv.deploy.latency.folded_speedups`); accuracies are on the test split.
 
 The images split three ways: the first ``calib_images`` training images fit the weights,
 the next ``held_out_images`` measure sensitivity, and the test split judges accuracy.
@@ -33,7 +36,7 @@ from torch import nn
 from leanconv.converter import KEEP, convert, describe_conv, save_converted
 from leanconv.cost.latency import torch_threads
 from leanconv.data.load import dataset_for_model
-from leanconv.deploy.latency import folded_side_by_side
+from leanconv.deploy.latency import Speedup, folded_speedups
 from leanconv.loading import ModelInfo, load_model, reference_kind
 from leanconv.ops._validate import check_int, check_threads
 from leanconv.search.candidates import (
@@ -43,6 +46,7 @@ from leanconv.search.candidates import (
     check_candidates,
     search_layers,
 )
+from leanconv.search.correction import calibrate, refit
 from leanconv.search.knapsack import Selection, choose, pareto_front
 from leanconv.search.latency_table import LatencyTable, measure_table
 from leanconv.search.sensitivity import measure_sensitivity
@@ -134,8 +138,8 @@ class ShrinkResult:
 
 def _options(table: LatencyTable, layers: Sequence[Layer], target: Target,
              sensitivity: dict[str, dict[str, float]] | None) -> list[list[tuple[float, float]]]:
-    cost = table.macs if target.kind == "macs_ratio" else table.ms
-    return [[(float(cost[layer.name][spec]),
+    macs = target.kind == "macs_ratio"
+    return [[(float(table.macs[layer.name][spec]) if macs else table.cost(layer.name, spec),
               sensitivity[layer.name][spec] if sensitivity else 0.0) for spec in layer.specs]
             for layer in layers]
 
@@ -146,17 +150,48 @@ def _rest(table: LatencyTable, target: Target) -> float:
     return table.rest_ms
 
 
+def select_plan(table: LatencyTable, layers: Sequence[Layer],
+                options: list[list[tuple[float, float]]], target: Target, budget: float
+                ) -> Selection | None:
+    """The least-loss plan predicted within ``budget`` (the whole model's ms, or MACs for a
+    MACs target): the knapsack over the layers' ``options`` under the budget less the rest
+    of the network and, for latency, less the cost of mixing specs (which every plan of two
+    or more specs pays, :meth:`LatencyTable.predict`), or a uniform plan (one spec on every
+    layer: no mixing cost) when one is within the budget and loses less. None when no plan
+    is."""
+    mixing = 0.0 if target.kind == "macs_ratio" else max(table.mixed_ms, 0.0)
+    room = budget - _rest(table, target) - mixing
+    best = choose(options, room) if room > 0 else None
+    for spec in set.intersection(*(set(layer.specs) for layer in layers)):
+        indices = tuple(layer.specs.index(spec) for layer in layers)
+        cost = sum(row[j][0] for row, j in zip(options, indices, strict=True))
+        loss = sum(row[j][1] for row, j in zip(options, indices, strict=True))
+        if _rest(table, target) + cost <= budget and (best is None or loss < best.loss):
+            bound = loss if best is None else min(best.lower_bound, loss)
+            best = Selection(indices, cost, loss, bound)
+    return best
+
+
 def _check_reachable(table: LatencyTable, layers: Sequence[Layer], target: Target) -> None:
-    """TargetUnreachable when even the cheapest candidate of every layer misses the target."""
-    cheapest = _rest(table, target) + sum(min(c for c, _ in row)
-                                          for row in _options(table, layers, target, None))
-    if cheapest <= target.budget(table):
+    """TargetUnreachable when even the cheapest plan (each layer's cheapest candidate, or
+    the cheapest uniform plan) misses the target."""
+    options = _options(table, layers, target, None)
+    if select_plan(table, layers, options, target, target.budget(table)) is not None:
         return
+    if target.kind != "macs_ratio" and _measured_plan(
+            table, layers, options, table.total_ms / target.budget(table)) is not None:
+        return  # a calibration plan measured fast enough
+    cheapest_plan = {layer.name: layer.specs[min(range(len(row)), key=lambda j: row[j][0])]
+                     for layer, row in zip(layers, options, strict=True)}
+    plans = [cheapest_plan, *({layer.name: spec for layer in layers} for spec in
+                              set.intersection(*(set(layer.specs) for layer in layers)))]
     if target.kind == "macs_ratio":
+        cheapest = min(table.predict_macs(plan) for plan in plans)
         raise TargetUnreachable(
             f"shrink: macs_ratio={target.value:g} is unreachable with these candidates: the "
             f"cheapest plan keeps {cheapest / table.total_macs:.3f} of the MACs; macs_ratio >= "
             f"{math.ceil(cheapest / table.total_macs * 1000) / 1000:g} is reachable")
+    cheapest = min(table.predict(plan) for plan in plans)
     best = table.total_ms / cheapest
     raise TargetUnreachable(
         f"shrink: {target.kind}={target.value:g} is unreachable with these candidates on this "
@@ -192,6 +227,7 @@ def _layer_rows(layers: Sequence[Layer], table: LatencyTable, plan: dict[str, st
     return [{"name": layer.name, "old": describe_conv(layer.conv), "new": plan[layer.name],
              "ms_before": round(table.ms[layer.name][KEEP], 5),
              "ms_after": round(table.ms[layer.name][plan[layer.name]], 5),
+             "ms_after_in_model": round(table.cost(layer.name, plan[layer.name]), 5),
              "macs_before": table.macs[layer.name][KEEP],
              "macs_after": table.macs[layer.name][plan[layer.name]],
              "sensitivity": round(sensitivity[layer.name][plan[layer.name]], 6),
@@ -276,6 +312,9 @@ def shrink(
                              f"(ungrouped convs other than the stem)")
         table = measure_table(original, layers, shape, threads=threads,
                               channels_last=channels_last, use_cache=use_cache)
+        if target.kind != "macs_ratio":
+            calibrate(table, original, layers, shape, threads=threads,
+                      channels_last=channels_last)
         seconds["table"] = round(table.seconds, 2)
         say(table.describe())
         _check_reachable(table, layers, target)
@@ -283,10 +322,9 @@ def shrink(
         calibration, held_out = images[:calib_images], images[calib_images:]
         sensitivity, seconds["sensitivity"] = measure_sensitivity(
             original, layers, calibration, held_out, progress=say)
-        options = _options(table, layers, target, sensitivity)
         start_checks = time.perf_counter()
-        selection, plan, checks = _checked_plan(original, layers, table, target, options,
-                                                shape, threads, channels_last, say)
+        selection, plan, checks, options = checked_plan(
+            original, layers, table, target, sensitivity, shape, threads, channels_last, say)
         seconds["checks"] = round(time.perf_counter() - start_checks, 2)
         result = _recover(ref, original, info, dataset, plan, calibration, out_dir, epochs,
                           lr, batch_size, threads, say, data_options, seconds)
@@ -294,6 +332,7 @@ def shrink(
     seconds["total"] = round(time.perf_counter() - start, 2)
     front = pareto_front(options)
     rest = _rest(table, target)
+    mixing = 0.0 if target.kind == "macs_ratio" else table.mixed_ms
     shrunk = ShrinkResult(
         model=ref, target={"kind": target.kind, "value": target.value,
                            "budget": target.budget(table)},
@@ -303,15 +342,18 @@ def shrink(
                  "epochs": epochs, "lr": lr, "candidates": list(kxk),
                  "pointwise_candidates": list(pointwise)},
         plan=plan, layers=_layer_rows(layers, table, plan, sensitivity),
-        predicted_ms=table.predict(plan), measured_ms=measured,
-        speedup=measured["original"] / measured["shrunk"],
+        predicted_ms=table.predict(plan),
+        measured_ms={"original": measured.reference_ms, "shrunk": measured.ms},
+        speedup=measured.speedup,
         macs={"original": table.total_macs, "shrunk": table.predict_macs(plan)},
         accuracy={"original": _accuracy(original, dataset), **result["accuracy"]},
         selection=_selection_info(selection), checks=checks,
-        pareto=[{"cost": rest + s.cost, "loss": s.loss} for s in front],
+        pareto=[{"cost": rest + s.cost + (mixing if table.mixes(_plan_of(layers, s)) else 0),
+                 "loss": s.loss} for s in front],
         table={"entries": table.entries, "measured": table.measured,
                "reused": table.reused, "cache": table.cache, "total_ms": table.total_ms,
-               "rest_ms": table.rest_ms},
+               "rest_ms": table.rest_ms, "correction": table.correction,
+               "mixed_ms": table.mixed_ms, "calibration": table.calibration},
         seconds=seconds)
     shrunk.files = write_outputs(shrunk, out_dir, result["model_file"])
     return shrunk
@@ -322,55 +364,88 @@ def _plan_of(layers: Sequence[Layer], selection: Selection) -> dict[str, str]:
                                                            strict=True)}
 
 
-def _checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTable,
-                  target: Target, options: list[list[tuple[float, float]]],
+def checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTable,
+                  target: Target, sensitivity: dict[str, dict[str, float]],
                   shape: tuple[int, ...], threads: int, channels_last: bool,
                   say: Callable[[str], None]
-                  ) -> tuple[Selection, dict[str, str], list[dict[str, float]]]:
-    """The knapsack's plan, measured before anything is trained (:data:`CHECKS` at most).
+                  ) -> tuple[Selection, dict[str, str], list[dict[str, float]],
+                             list[list[tuple[float, float]]]]:
+    """The selected plan, measured before anything is trained (:data:`CHECKS` at most), and
+    the options it was selected from.
 
     A latency plan is applied data-free (speed does not depend on the weights), folded and
-    timed side by side with the original. When its measured speed-up falls short of the
-    target (by more than :data:`TOLERANCE`), the table's prediction is corrected by the
-    measured factor ``c = (measured / original) / (predicted / table total)`` and the plan
-    chosen again under the corrected budget; TargetUnreachable when no plan is left."""
-    rest, total = _rest(table, target), target.budget(table)
+    timed in turns with the original. When its measured speed-up falls short of the target
+    (by more than :data:`TOLERANCE`), the measured plan joins the table's calibration
+    (:func:`leanconv.search.correction.refit`: the knapsack is drawn to exactly the layers
+    whose cost the table underrates, so this is where a measurement teaches most), the
+    budget shrinks by the factor the refitted table still overrates that plan's speed-up
+    (one plan among many calibration plans moves a least-squares fit only so far), and at
+    least to just below the plan's prediction, and the plan is selected again. A plan
+    already measured at the target (a calibration plan, :func:`_measured_plan`) is taken
+    instead when it loses no more. TargetUnreachable when no plan is left."""
     checks: list[dict[str, float]] = []
-    budget = total
+    budget = target.budget(table)
     for _ in range(CHECKS):
-        selection = choose(options, budget - rest)
+        options = _options(table, layers, target, sensitivity)
+        selection = select_plan(table, layers, options, target, budget)
+        known = _measured_plan(table, layers, options, table.total_ms / target.budget(table))
+        if known is not None and (selection is None or known.loss <= selection.loss):
+            bound = known.loss if selection is None else min(known.loss, selection.lower_bound)
+            selection = Selection(known.indices, known.cost, known.loss, bound)
         if selection is None:
-            raise _unreached(target, checks, "the corrected table leaves no faster plan")
+            raise _unreached(target, table, checks, "the refitted table leaves no faster plan")
         plan = _plan_of(layers, selection)
         if target.kind == "macs_ratio":
-            return selection, plan, checks
+            return selection, plan, checks, options
         converted, _ = convert(original, plan, input_shape=None)
         measured = _measure(original, converted, shape, threads, channels_last)
         wanted = (table.total_ms / target.budget(table) if target.kind == "speedup"
-                  else measured["original"] / target.value)
+                  else measured.reference_ms / target.value)
         check = {"predicted_speedup": table.total_ms / table.predict(plan),
-                 "measured_speedup": measured["original"] / measured["shrunk"],
+                 "measured_speedup": measured.speedup,
                  "wanted_speedup": wanted, "budget_ms": budget}
         checks.append(check)
         say(f"plan check {len(checks)}: predicted {check['predicted_speedup']:.2f}x, measured "
             f"{check['measured_speedup']:.2f}x (target {wanted:.2f}x)")
         if check["measured_speedup"] >= wanted * (1 - TOLERANCE):
-            return selection, plan, checks
-        correction = check["predicted_speedup"] / check["measured_speedup"]
-        budget = table.total_ms / (wanted * correction)
-        if budget >= table.predict(plan):  # the correction would not change the plan
+            return selection, plan, checks, options
+        refit(table, f"plan check {len(checks)}", plan, measured.speedup)
+        # what the refitted table still overrates of this plan, assumed of the next one too
+        overrated = table.total_ms / table.predict(plan) / measured.speedup
+        budget = min(budget, target.budget(table) / max(overrated, 1.0))
+        if table.predict(plan) <= budget:  # least squares need not fit this plan exactly
             budget = table.predict(plan) * (1 - TOLERANCE)
-    raise _unreached(target, checks, f"{CHECKS} corrected plans were tried")
+    raise _unreached(target, table, checks, f"{CHECKS} plans were tried")
 
 
-def _unreached(target: Target, checks: list[dict[str, float]], why: str) -> TargetUnreachable:
+def _measured_plan(table: LatencyTable, layers: Sequence[Layer],
+                   options: list[list[tuple[float, float]]], wanted: float) -> Selection | None:
+    """The least-loss plan already measured (the calibration plans, the missed checks) at
+    ``wanted`` speed-up or more (less :data:`TOLERANCE`): a measurement beats a prediction."""
+    best = None
+    for row in table.calibration.values():
+        if row["measured_speedup"] < wanted * (1 - TOLERANCE):
+            continue
+        indices = tuple(layer.specs.index(row["plan"].get(layer.name, KEEP)) for layer in layers)
+        cost = sum(option[j][0] for option, j in zip(options, indices, strict=True))
+        loss = sum(option[j][1] for option, j in zip(options, indices, strict=True))
+        if best is None or loss < best.loss:
+            best = Selection(indices, cost, loss, loss)
+    return best
+
+
+def _unreached(target: Target, table: LatencyTable, checks: list[dict[str, float]], why: str
+               ) -> TargetUnreachable:
     measured = ", ".join(f"{c['measured_speedup']:.2f}x" for c in checks)
     predicted = ", ".join(f"{c['predicted_speedup']:.2f}x" for c in checks)
-    best = max((c["measured_speedup"] for c in checks), default=1.0)
+    best = max([c["measured_speedup"] for c in checks]
+               + [row["measured_speedup"] for row in table.calibration.values()], default=1.0)
+    tried = (f"the plans measured {measured} (predicted {predicted}) and {why}" if checks
+             else "no plan of the calibrated table is predicted to reach it, nor measured")
     return TargetUnreachable(
-        f"shrink: {target.kind}={target.value:g} is not reached when measured: the plans "
-        f"measured {measured} (predicted {predicted}) and {why}; speedup <= "
-        f"{math.floor(best * 100) / 100:g} is reachable. Nothing was trained.")
+        f"shrink: {target.kind}={target.value:g} is not reached when measured: {tried}; "
+        f"speedup <= {math.floor(best * 100) / 100:g} is reachable (the fastest plan "
+        f"measured). Nothing was trained.")
 
 
 def _selection_info(selection: Selection) -> dict[str, float]:
@@ -407,9 +482,8 @@ def _recover(ref: str, original: nn.Module, info: ModelInfo, dataset: Any,
 
 
 def _measure(original: nn.Module, shrunk: nn.Module, shape: tuple[int, ...], threads: int,
-             channels_last: bool) -> dict[str, float]:
-    """Both models folded and timed side by side (interleaved rounds, median ms)."""
-    times = folded_side_by_side({"original": original, "shrunk": shrunk}, shape,
-                                threads=threads, channels_last=channels_last, rounds=7,
-                                min_run_time=0.2)
-    return {name: ms for name, (ms, _) in times.items()}
+             channels_last: bool) -> Speedup:
+    """Both models folded and timed side by side, taking turns in millisecond blocks: the
+    speed-up is the median of the paired per-round ratios."""
+    return folded_speedups(original, {"shrunk": shrunk}, shape, threads=threads,
+                           channels_last=channels_last, rounds=7)["shrunk"]

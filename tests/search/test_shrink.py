@@ -1,3 +1,4 @@
+import importlib
 import json
 
 import pytest
@@ -92,3 +93,91 @@ def test_shrink_writes_a_plan_a_loadable_model_and_a_report(tmp_path):
                    **SMALL)
     assert again.table["measured"] == 0 and again.table["reused"] == result.table["entries"]
     assert again.accuracy["fine_tuned"] is None
+
+
+
+def _small_table(ms):
+    """The small net of the table tests with made-up entries ``ms`` (T = 10 ms, so the rest
+    of the network is 2 ms): only the selection logic is under test."""
+    from leanconv.search.candidates import search_layers
+    from tests.search.test_latency_table import SHAPE, net
+
+    model = net()
+    layers = search_layers(model, SHAPE, kxk=("keep", "dwsep", "group:g=2,shuffle=1"),
+                           pointwise=("keep", "group:g=2,shuffle=1"))
+    macs = {name: dict.fromkeys(row, 1) for name, row in ms.items()}
+    return model, layers, LatencyTable({}, ms, macs, total_ms=10.0, total_macs=2)
+
+
+MS = {"3": {"keep": 4.0, "dwsep": 1.0, "group:g=2,shuffle=1": 2.5},
+      "6": {"keep": 4.0, "group:g=2,shuffle=1": 2.5}}
+SENSITIVITY = {"3": {"keep": 0.0, "dwsep": 0.1, "group:g=2,shuffle=1": 0.2},
+               "6": {"keep": 0.0, "group:g=2,shuffle=1": 0.1}}
+
+
+def test_a_plan_that_misses_when_measured_is_refitted_and_replaced(monkeypatch):
+    from leanconv.deploy.latency import Speedup
+    from leanconv.search import correction
+
+    # the module, not the function leanconv.search exports under the same name
+    module = importlib.import_module("leanconv.search.shrink")
+
+    model, layers, table = _small_table({k: dict(v) for k, v in MS.items()})
+    uniform = {"3": "group:g=2,shuffle=1", "6": "group:g=2,shuffle=1"}
+    correction.fit(table, {"uniform group": (uniform, 10 / 7)})  # measured as predicted
+    assert table.mixed_ms == pytest.approx(0) and table.correction["dwsep"] == pytest.approx(0)
+
+    def measure(original, converted, shape, threads, channels_last):
+        # dwsep is the cheapest and least lossy on paper, but no faster in the model
+        slow = any(type(m).__name__ == "DepthwiseSeparableConv2d" for m in converted.modules())
+        return Speedup(1.0 if slow else 1.5, 10.0, 10.0 if slow else 6.7)
+
+    monkeypatch.setattr(module, "_measure", measure)
+    said = []
+    _, plan, checks, _ = module.checked_plan(model, layers, table, Target("speedup", 1.4),
+                                             SENSITIVITY, (2, 3, 16, 16), 1, False, said.append)
+    assert plan == uniform
+    assert [c["measured_speedup"] for c in checks] == [1.0, 1.5]
+    assert table.predict({"3": "dwsep", "6": "keep"}) == pytest.approx(10.0)  # as measured
+    assert table.calibration["plan check 1"]["plan"] == {"3": "dwsep", "6": "keep"}
+    assert said[0].startswith("plan check 1: predicted 1.43x, measured 1.00x")
+
+
+def test_uniform_plans_are_chosen_without_the_cost_of_mixing():
+    from leanconv.search.shrink import select_plan
+
+    _, layers, table = _small_table({k: dict(v) for k, v in MS.items()})
+    table.mixed_ms = 2.0
+    options = [[(table.cost(layer.name, spec), SENSITIVITY[layer.name][spec])
+                for spec in layer.specs] for layer in layers]
+    target = Target("speedup", 1.4)  # within 10 / 1.4 = 7.14 ms
+    selection = select_plan(table, layers, options, target, target.budget(table))
+    chosen = {layer.name: layer.specs[j]
+              for layer, j in zip(layers, selection.indices, strict=True)}
+    assert chosen == {"3": "group:g=2,shuffle=1", "6": "group:g=2,shuffle=1"}
+    assert table.predict(chosen) == pytest.approx(7.0)
+    # less lossy and within the budget by their entries alone, but mixed plans
+    assert table.predict({"3": "dwsep", "6": "keep"}) == pytest.approx(2 + 1 + 4 + 2)
+    assert table.predict({"3": "dwsep", "6": "group:g=2,shuffle=1"}) == pytest.approx(7.5)
+    assert selection.loss == pytest.approx(0.3)
+
+
+def test_a_calibration_plan_measured_at_the_target_is_taken_when_no_prediction_reaches_it(
+        monkeypatch):
+    from leanconv.deploy.latency import Speedup
+
+    module = importlib.import_module("leanconv.search.shrink")
+    slow = {"3": {"keep": 4.0, "dwsep": 3.9, "group:g=2,shuffle=1": 3.9},
+            "6": {"keep": 4.0, "group:g=2,shuffle=1": 3.9}}
+    model, layers, table = _small_table(slow)  # by its entries nothing gets near 1.4x
+    uniform = {"3": "group:g=2,shuffle=1", "6": "group:g=2,shuffle=1"}
+    table.calibration = {"uniform group": {"plan": uniform, "measured_speedup": 1.45}}
+    target = Target("speedup", 1.4)
+    module._check_reachable(table, layers, target)  # no TargetUnreachable: it was measured
+    monkeypatch.setattr(module, "_measure", lambda *args: Speedup(1.44, 10.0, 6.9))
+    _, plan, checks, _ = module.checked_plan(model, layers, table, target, SENSITIVITY,
+                                             (2, 3, 16, 16), 1, False, lambda _: None)
+    assert plan == uniform and [c["measured_speedup"] for c in checks] == [1.44]
+    table.calibration = {}
+    with pytest.raises(TargetUnreachable, match="unreachable"):
+        module._check_reachable(table, layers, target)
