@@ -42,8 +42,11 @@ def _checks(result: ShrinkResult) -> list[str]:
     """The plans measured before training, as lines (none for a MACs target)."""
     if not result.checks:
         return []
-    steps = "; ".join(f"plan {i + 1}: predicted {c['predicted_speedup']:.2f}x, measured "
-                      f"{c['measured_speedup']:.2f}x" for i, c in enumerate(result.checks))
+    steps = "; ".join(f"plan {i + 1}"
+                      + (" (a calibration plan measured at the target)"
+                         if c.get("from_measurements") else "")
+                      + f": predicted {c['predicted_speedup']:.2f}x, measured "
+                        f"{c['measured_speedup']:.2f}x" for i, c in enumerate(result.checks))
     return [f"Measured before training (folded, data-free weights, target "
             f"{result.checks[0]['wanted_speedup']:.2f}x): {steps}.", ""]
 

@@ -389,7 +389,9 @@ def checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTab
         options = _options(table, layers, target, sensitivity)
         selection = select_plan(table, layers, options, target, budget)
         known = _measured_plan(table, layers, options, table.total_ms / target.budget(table))
-        if known is not None and (selection is None or known.loss <= selection.loss):
+        from_measurements = known is not None and (selection is None
+                                                   or known.loss <= selection.loss)
+        if from_measurements:
             bound = known.loss if selection is None else min(known.loss, selection.lower_bound)
             selection = Selection(known.indices, known.cost, known.loss, bound)
         if selection is None:
@@ -403,7 +405,8 @@ def checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTab
                   else measured.reference_ms / target.value)
         check = {"predicted_speedup": table.total_ms / table.predict(plan),
                  "measured_speedup": measured.speedup,
-                 "wanted_speedup": wanted, "budget_ms": budget}
+                 "wanted_speedup": wanted, "budget_ms": budget,
+                 "from_measurements": from_measurements}
         checks.append(check)
         say(f"plan check {len(checks)}: predicted {check['predicted_speedup']:.2f}x, measured "
             f"{check['measured_speedup']:.2f}x (target {wanted:.2f}x)")

@@ -178,6 +178,7 @@ def test_a_calibration_plan_measured_at_the_target_is_taken_when_no_prediction_r
     _, plan, checks, _ = module.checked_plan(model, layers, table, target, SENSITIVITY,
                                              (2, 3, 16, 16), 1, False, lambda _: None)
     assert plan == uniform and [c["measured_speedup"] for c in checks] == [1.44]
+    assert checks[0]["from_measurements"] is True
     table.calibration = {}
     with pytest.raises(TargetUnreachable, match="unreachable"):
         module._check_reachable(table, layers, target)
