@@ -26,6 +26,7 @@ seed). A plan shrink measures before training and finds short joins the fit (:fu
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -82,6 +83,7 @@ def fit(table: LatencyTable, plans: Mapping[str, tuple[Mapping[str, str], float]
     error) of ``plans`` (``{name: (plan, measured speed-up over the original)}``; module
     docstring); ``table.calibration`` keeps them with the speed-up the raw table predicted
     and the fitted one. Returns ``table``."""
+    _check_plans(table, plans)
     table.correction, table.mixed_ms = {}, 0.0
     raw = {name: table.predict(plan) for name, (plan, _) in plans.items()}
     specs = list(dict.fromkeys(spec for row in table.ms.values() for spec in row
@@ -111,3 +113,24 @@ def refit(table: LatencyTable, name: str, plan: Mapping[str, str], speedup: floa
     plans = {key: (row["plan"], row["measured_speedup"])
              for key, row in table.calibration.items()}
     return fit(table, {**plans, name: (plan, speedup)})
+
+
+def _check_plans(table: LatencyTable, plans: object) -> None:
+    if not isinstance(plans, Mapping) or not plans:
+        raise ValueError(f"fit: plans={plans!r} is invalid; expected a non-empty "
+                         f"{{name: (plan, measured speed-up)}}")
+    for name, value in plans.items():
+        ok = (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Mapping)
+              and isinstance(value[1], int | float) and math.isfinite(value[1])
+              and value[1] > 0)
+        if not ok:
+            raise ValueError(f"fit: plans[{name!r}]={value!r} is invalid; expected (plan, "
+                             f"measured speed-up > 0)")
+        unknown = sorted(set(value[0]) - set(table.ms))
+        if unknown:
+            raise ValueError(f"fit: plans[{name!r}] names layers the table does not have: "
+                             f"{unknown}; the table's layers: {sorted(table.ms)}")
+        bad = {layer: spec for layer, spec in value[0].items() if spec not in table.ms[layer]}
+        if bad:
+            raise ValueError(f"fit: plans[{name!r}] gives layers specs the table did not "
+                             f"measure: {bad}")

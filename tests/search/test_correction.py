@@ -73,3 +73,16 @@ def test_a_refit_adds_the_measured_plan_and_moves_its_prediction_to_the_measurem
     after = result.total_ms / result.predict(plan)
     assert abs(after - 0.5) < abs(before - 0.5)
     assert after == pytest.approx(0.5)  # three plans, four unknowns: each fits
+
+
+@pytest.mark.parametrize("plans, message", [
+    ({}, "non-empty"),
+    ({"p": ({"3": "dwsep"}, 0.0)}, "measured speed-up > 0"),
+    ({"p": ({"3": "dwsep"}, float("nan"))}, "measured speed-up > 0"),
+    ({"p": ({"nope": "dwsep"}, 1.2)}, "layers the table does not have: \\['nope'\\]"),
+    ({"p": ({"3": "hetconv:p=8"}, 1.2)}, "specs the table did not measure"),
+])
+def test_fit_refuses_bad_plans_by_name(tmp_path, plans, message):
+    _, result = table(net(), cache_dir=tmp_path)
+    with pytest.raises(ValueError, match=message):
+        fit(result, plans)
