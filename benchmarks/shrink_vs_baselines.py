@@ -66,13 +66,12 @@ RESULTS = Path(__file__).parent / "results"
 RETEST = 5  # plans measured a second time, for the measurement's own spread
 
 
-def _speedups(models: dict[str, nn.Module], shape: tuple[int, ...], threads: int
-              ) -> dict[str, float]:
-    """Measured speed-up of each model over ``models['original']``, folded, each timed in
-    turns with the original (paired per-round ratios)."""
-    others = {name: model for name, model in models.items() if name != "original"}
-    timed = folded_speedups(models["original"], others, shape, threads=threads)
-    return {"original": 1.0, **{name: value.speedup for name, value in timed.items()}}
+def _speedups(original: nn.Module, models: dict[str, nn.Module], shape: tuple[int, ...],
+              threads: int) -> dict[str, float]:
+    """Measured speed-up of each model over ``original``, folded, each timed in turns with
+    the original (paired per-round ratios)."""
+    timed = folded_speedups(original, models, shape, threads=threads)
+    return {name: value.speedup for name, value in timed.items()}
 
 
 def _fine_tune(init: str | nn.Module, teacher: str, out: Path, args: argparse.Namespace
@@ -129,7 +128,7 @@ def _pruned_for(model: nn.Module, target: float, shape: tuple[int, ...], threads
     for _ in range(7):
         ratio = (low + high) / 2
         pruned = _prune(model, ratio, shape)
-        speedup = _speedups({"original": model, "pruned": pruned}, shape, threads)["pruned"]
+        speedup = _speedups(model, {"pruned": pruned}, shape, threads)["pruned"]
         if speedup >= target:
             best, high = (pruned, ratio, speedup), ratio
             if speedup <= target * 1.02:
@@ -220,7 +219,7 @@ def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
         converted = {spec: convert(model, plan, input_shape=None)[0]
                      for spec, plan in uniform.items()}
         measured = _cached(out / f"uniform-{target}-speedups.json", lambda c=converted: _speedups(
-            {"original": model, **c}, shape, args.threads))
+            model, c, shape, args.threads))
         loss = {spec: sum(layers[n]["candidates"][spec]["sensitivity"] for n in plan)
                 for spec, plan in uniform.items()}
         reaching = [spec for spec in uniform if measured[spec] >= target * 0.98]

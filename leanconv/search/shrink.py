@@ -162,14 +162,28 @@ def select_plan(table: LatencyTable, layers: Sequence[Layer],
     mixing = 0.0 if target.kind == "macs_ratio" else max(table.mixed_ms, 0.0)
     room = budget - _rest(table, target) - mixing
     best = choose(options, room) if room > 0 else None
-    for spec in set.intersection(*(set(layer.specs) for layer in layers)):
-        indices = tuple(layer.specs.index(spec) for layer in layers)
-        cost = sum(row[j][0] for row, j in zip(options, indices, strict=True))
-        loss = sum(row[j][1] for row, j in zip(options, indices, strict=True))
-        if _rest(table, target) + cost <= budget and (best is None or loss < best.loss):
-            bound = loss if best is None else min(best.lower_bound, loss)
-            best = Selection(indices, cost, loss, bound)
+    for spec in _common_specs(layers):
+        uniform = _selection(options, tuple(layer.specs.index(spec) for layer in layers),
+                             best)
+        if _rest(table, target) + uniform.cost <= budget and (
+                best is None or uniform.loss < best.loss):
+            best = uniform
     return best
+
+
+def _common_specs(layers: Sequence[Layer]) -> set[str]:
+    """The specs every layer may take: the uniform plans."""
+    return set.intersection(*(set(layer.specs) for layer in layers))
+
+
+def _selection(options: list[list[tuple[float, float]]], indices: tuple[int, ...],
+               other: Selection | None) -> Selection:
+    """The plan ``indices`` as a :class:`Selection` found outside the knapsack; its lower
+    bound is the knapsack's (``other``) when there is one and lower, else its own loss."""
+    cost = sum(row[j][0] for row, j in zip(options, indices, strict=True))
+    loss = sum(row[j][1] for row, j in zip(options, indices, strict=True))
+    return Selection(indices, cost, loss, loss if other is None else min(loss,
+                                                                        other.lower_bound))
 
 
 def _check_reachable(table: LatencyTable, layers: Sequence[Layer], target: Target) -> None:
@@ -183,8 +197,8 @@ def _check_reachable(table: LatencyTable, layers: Sequence[Layer], target: Targe
         return  # a calibration plan measured fast enough
     cheapest_plan = {layer.name: layer.specs[min(range(len(row)), key=lambda j: row[j][0])]
                      for layer, row in zip(layers, options, strict=True)}
-    plans = [cheapest_plan, *({layer.name: spec for layer in layers} for spec in
-                              set.intersection(*(set(layer.specs) for layer in layers)))]
+    plans = [cheapest_plan, *({layer.name: spec for layer in layers}
+                              for spec in _common_specs(layers))]
     if target.kind == "macs_ratio":
         cheapest = min(table.predict_macs(plan) for plan in plans)
         raise TargetUnreachable(
@@ -331,8 +345,7 @@ def shrink(
         measured = _measure(original, result["model"], shape, threads, channels_last)
     seconds["total"] = round(time.perf_counter() - start, 2)
     front = pareto_front(options)
-    rest = _rest(table, target)
-    mixing = 0.0 if target.kind == "macs_ratio" else table.mixed_ms
+    predict = table.predict_macs if target.kind == "macs_ratio" else table.predict
     shrunk = ShrinkResult(
         model=ref, target={"kind": target.kind, "value": target.value,
                            "budget": target.budget(table)},
@@ -348,8 +361,7 @@ def shrink(
         macs={"original": table.total_macs, "shrunk": table.predict_macs(plan)},
         accuracy={"original": _accuracy(original, dataset), **result["accuracy"]},
         selection=_selection_info(selection), checks=checks,
-        pareto=[{"cost": rest + s.cost + (mixing if table.mixes(_plan_of(layers, s)) else 0),
-                 "loss": s.loss} for s in front],
+        pareto=[{"cost": predict(_plan_of(layers, s)), "loss": s.loss} for s in front],
         table={"entries": table.entries, "measured": table.measured,
                "reused": table.reused, "cache": table.cache, "total_ms": table.total_ms,
                "rest_ms": table.rest_ms, "correction": table.correction,
@@ -388,12 +400,12 @@ def checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTab
     for _ in range(CHECKS):
         options = _options(table, layers, target, sensitivity)
         selection = select_plan(table, layers, options, target, budget)
-        known = _measured_plan(table, layers, options, table.total_ms / target.budget(table))
+        known = _measured_plan(table, layers, options, table.total_ms / target.budget(table),
+                               selection)
         from_measurements = known is not None and (selection is None
                                                    or known.loss <= selection.loss)
         if from_measurements:
-            bound = known.loss if selection is None else min(known.loss, selection.lower_bound)
-            selection = Selection(known.indices, known.cost, known.loss, bound)
+            selection = known
         if selection is None:
             raise _unreached(target, table, checks, "the refitted table leaves no faster plan")
         plan = _plan_of(layers, selection)
@@ -422,18 +434,18 @@ def checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTab
 
 
 def _measured_plan(table: LatencyTable, layers: Sequence[Layer],
-                   options: list[list[tuple[float, float]]], wanted: float) -> Selection | None:
+                   options: list[list[tuple[float, float]]], wanted: float,
+                   knapsack: Selection | None = None) -> Selection | None:
     """The least-loss plan already measured (the calibration plans, the missed checks) at
     ``wanted`` speed-up or more (less :data:`TOLERANCE`): a measurement beats a prediction."""
     best = None
     for row in table.calibration.values():
         if row["measured_speedup"] < wanted * (1 - TOLERANCE):
             continue
-        indices = tuple(layer.specs.index(row["plan"].get(layer.name, KEEP)) for layer in layers)
-        cost = sum(option[j][0] for option, j in zip(options, indices, strict=True))
-        loss = sum(option[j][1] for option, j in zip(options, indices, strict=True))
-        if best is None or loss < best.loss:
-            best = Selection(indices, cost, loss, loss)
+        measured = _selection(options, tuple(layer.specs.index(row["plan"].get(
+            layer.name, KEEP)) for layer in layers), knapsack)
+        if best is None or measured.loss < best.loss:
+            best = measured
     return best
 
 
