@@ -26,10 +26,10 @@ import torch
 import torchvision
 
 from leanconv import convert, create_model
-from leanconv.bench import machine_info
 from leanconv.calibration import FitRule
 from leanconv.calibration import fit as calibration_fit
 from leanconv.io import atomic_write_text
+from leanconv.machine import machine_info
 
 
 def _forward_seconds(model: torch.nn.Module, images: torch.Tensor) -> float:

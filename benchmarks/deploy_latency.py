@@ -15,8 +15,9 @@ import json
 import torch
 
 from leanconv import create_model
-from leanconv.bench import deploy_latency, machine_info
+from leanconv.bench import deploy_latency
 from leanconv.io import atomic_write_text
+from leanconv.machine import machine_info
 from leanconv.tables import format_table
 
 CASES = (  # (model, conv, input shape)

@@ -17,10 +17,10 @@ import json
 import torch
 from torch import nn
 
-from leanconv.bench import machine_info
 from leanconv.cost.latency import measure_side_by_side
 from leanconv.io import atomic_write_text
 from leanconv.kernels import native, reference_mixed_depthwise_conv2d
+from leanconv.machine import machine_info
 from leanconv.ops import split_channels
 
 # (batch, channels, size, kernel sizes)

@@ -43,9 +43,9 @@ import torch
 import torchvision
 from PIL import Image
 
-from leanconv.bench import machine_info
 from leanconv.data import ImageSet, TensorImages, load_dataset, prepare
 from leanconv.io import atomic_write_text
+from leanconv.machine import machine_info
 
 BATCH = 64
 TARGET = 0.85  # an image folder should train at >= 85% of the in-memory speed

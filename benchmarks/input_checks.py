@@ -22,10 +22,10 @@ import torch
 from torch.utils import benchmark
 
 import leanconv
-from leanconv.bench import machine_info
+from leanconv._validate import check_input
 from leanconv.cost.latency import make_inputs, measure, median_iqr, torch_threads
 from leanconv.io import atomic_write_text
-from leanconv.ops._validate import check_input
+from leanconv.machine import machine_info
 
 
 @contextlib.contextmanager

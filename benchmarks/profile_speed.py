@@ -16,8 +16,8 @@ import time
 import torch
 
 from leanconv import create_model, profile
-from leanconv.bench import machine_info
 from leanconv.io import atomic_write_text
+from leanconv.machine import machine_info
 
 MODELS = ("resnet50", "mixnet_l")
 META_TARGET_S = 5.0

@@ -45,7 +45,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from leanconv.bench.machine import machine_info
 from leanconv.calibration import fit_converted
 from leanconv.converter import KEEP, convert, save_converted
 from leanconv.cost.latency import torch_threads
@@ -53,14 +52,15 @@ from leanconv.data.load import dataset_for_model
 from leanconv.deploy.latency import folded_speedups
 from leanconv.io import atomic_write_text
 from leanconv.loading import load_model
+from leanconv.machine import machine_info
 from leanconv.search import Target, TargetUnreachable, shrink
 from leanconv.search.candidates import KXK_CANDIDATES, search_layers
 from leanconv.search.correction import calibrate
 from leanconv.search.latency_table import measure_table
-from leanconv.search.shrink import checked_plan
+from leanconv.search.selection import checked_plan
 from leanconv.train import TrainConfig, train
 from leanconv.train.distributed import DistContext
-from leanconv.train.trainer import evaluate
+from leanconv.train.evaluate import evaluate
 
 RESULTS = Path(__file__).parent / "results"
 RETEST = 5  # plans measured a second time, for the measurement's own spread
@@ -162,7 +162,7 @@ def _sensitivity_ranking(model: nn.Module, info: Any, data: Any, report: dict[st
         for spec in ("dwsep", "group:g=4,shuffle=1"):
             if spec not in row["candidates"]:
                 continue
-            converted, _ = convert(model, {row["name"]: spec}, input_shape=None)
+            converted, _ = convert(model, {row["name"]: spec})
             fit_converted(model, converted, [row["name"]], images[:256])
             kl.append(row["candidates"][spec]["sensitivity"])
             drop.append(base - evaluate(converted, data.test, data, 1000, DistContext())["acc"])
@@ -216,7 +216,7 @@ def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
         layers = {row["name"]: row for row in report["layers"]}
         uniform = {spec: {name: spec for name, row in layers.items() if spec in row["candidates"]}
                    for spec in KXK_CANDIDATES[1:]}
-        converted = {spec: convert(model, plan, input_shape=None)[0]
+        converted = {spec: convert(model, plan)[0]
                      for spec, plan in uniform.items()}
         measured = _cached(out / f"uniform-{target}-speedups.json", lambda c=converted: _speedups(
             model, c, shape, args.threads))
@@ -226,7 +226,7 @@ def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
         spec = (min(reaching, key=loss.get) if reaching
                 else max(uniform, key=lambda s: measured[s]))
         calibration = data.model_inputs(1024)
-        fitted, report_ = convert(model, uniform[spec], input_shape=None,
+        fitted, report_ = convert(model, uniform[spec],
                                   calibration=calibration)
         path = out / f"uniform-{target}.pt"
         save_converted(str(path), fitted, info, report_)
@@ -282,7 +282,7 @@ def _latency_case(ref: str, shape: tuple[int, ...], threads: int, plans: int, se
             print(f"{ref} {shape}: {error}", flush=True)
             continue
         cases[f"chosen {target}x"], predictors[f"chosen {target}x"] = plan, checked
-    models = {name: convert(model, plan, input_shape=None)[0] for name, plan in cases.items()}
+    models = {name: convert(model, plan)[0] for name, plan in cases.items()}
     with torch_threads(threads):
         timed = folded_speedups(model, models, shape, threads=threads)
         # test-retest: the first plans measured again, minutes later

@@ -4,7 +4,7 @@
 
 ``DIR/train/<class>/*`` and ``DIR/val/<class>/*`` (torchvision's ImageFolder layout), 32x32
 RGB, a shape of random colour, size and place on a noisy background; every other file a
-JPEG. The README's "Make your own model cheaper" runs leanconv on it (and a test runs that).
+JPEG. docs/convert.md's "Make your own model cheaper" runs leanconv on it (and a test runs that).
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
 """leanconv: efficient convolution operators as exact drop-in PyTorch modules.
 
-The public names below are imported on first use (PEP 562 ``__getattr__``): ``import
-leanconv`` itself loads nothing heavy, so the command line starts fast and a user who only
-builds operators never imports the converter, the cost model, the deployment code or
-torchvision.
+The public API is the ``if TYPE_CHECKING:`` block below, listed once: static tools read its
+imports, and at run time :func:`__getattr__` imports a name from its module on first use
+(PEP 562), the table of names read from that same block. ``import leanconv`` itself loads
+nothing heavy, so the command line starts fast and a user who only builds operators never
+imports the converter, the cost model, the deployment code or torchvision.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -20,54 +23,7 @@ __version__ = "0.1.0"
 logging.getLogger("torch.utils.cpp_extension").addFilter(
     lambda record: not record.getMessage().startswith("No CUDA runtime is found"))
 
-# public name -> the module that defines it
-_EXPORTS = {
-    "ConversionPolicy": "leanconv.converter", "ConversionReport": "leanconv.converter",
-    "convert": "leanconv.converter",
-    "Profile": "leanconv.cost", "profile": "leanconv.cost",
-    "compile_model": "leanconv.deploy", "export_onnx": "leanconv.deploy",
-    "fold": "leanconv.deploy",
-    "shrink": "leanconv.search",
-    "ModelInfo": "leanconv.loading", "load_model": "leanconv.loading",
-    "create_model": "leanconv.models", "list_models": "leanconv.models",
-    **{name: "leanconv.ops" for name in (
-        "ChannelShuffle", "CompConv2d", "DeformConv2d", "DepthwiseConv2d",
-        "DepthwiseSeparableConv2d", "GroupConv2d", "HetConv2d", "MixConv2d", "MixedGroupConv",
-        "SqueezeExcite", "StackedConv2d", "conv_spec_help", "create_conv", "parse_conv_spec")},
-}
-
-__all__ = [
-    "ChannelShuffle",
-    "CompConv2d",
-    "ConversionPolicy",
-    "ConversionReport",
-    "DeformConv2d",
-    "DepthwiseConv2d",
-    "DepthwiseSeparableConv2d",
-    "GroupConv2d",
-    "HetConv2d",
-    "MixConv2d",
-    "MixedGroupConv",
-    "ModelInfo",
-    "Profile",
-    "SqueezeExcite",
-    "StackedConv2d",
-    "__version__",
-    "compile_model",
-    "conv_spec_help",
-    "convert",
-    "create_conv",
-    "create_model",
-    "export_onnx",
-    "fold",
-    "list_models",
-    "load_model",
-    "parse_conv_spec",
-    "profile",
-    "shrink",
-]
-
-if TYPE_CHECKING:  # what static tools see; at run time __getattr__ imports on demand
+if TYPE_CHECKING:
     from leanconv.converter import ConversionPolicy, ConversionReport, convert
     from leanconv.cost import Profile, profile
     from leanconv.deploy import compile_model, export_onnx, fold
@@ -90,6 +46,20 @@ if TYPE_CHECKING:  # what static tools see; at run time __getattr__ imports on d
         parse_conv_spec,
     )
     from leanconv.search import shrink
+
+
+def _public_names() -> dict[str, str]:
+    """Public name -> the module that defines it: the imports of the ``if TYPE_CHECKING:``
+    block of this file."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    block = next(node for node in tree.body if isinstance(node, ast.If)
+                 and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+    return {alias.name: node.module for node in block.body
+            if isinstance(node, ast.ImportFrom) and node.module for alias in node.names}
+
+
+_EXPORTS = _public_names()
+__all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from leanconv.ops._validate import check_int
+from leanconv._validate import check_int
 
 
 def _head(model: nn.Module, num_classes: int) -> str:

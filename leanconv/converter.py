@@ -25,7 +25,9 @@ last ``nn.Linear``, kept) is refitted to the original logits on the converted fe
 row's ``weights`` then reads e.g. ``fitted (least-squares, err 0.031)`` (relative squared
 error on the sampled positions) and the totals hold ``calibration`` (images, samples per
 layer, the classifier's name and error, seconds).
-Costs in the report come from :func:`leanconv.profile` on ``input_shape``.
+With ``input_shape``, the report also holds each layer's MACs before and after and the
+model's analytic and executed MACs and memory access (:func:`leanconv.profile` on that input;
+a model that fails on it is an error); without it, parameters only.
 :func:`save_converted` writes a converted model as a plan that :func:`leanconv.load_model`
 rebuilds (:data:`leanconv.loading.CONVERTED_FORMAT`).
 """
@@ -46,12 +48,13 @@ import torch
 from torch import nn
 
 from leanconv import inherit
+from leanconv._validate import check_input_shape, check_int
 from leanconv.calibration import fit_converted
 from leanconv.calibration.batchnorm import check_images
 from leanconv.cost.profile import profile
+from leanconv.cost.report import Profile
 from leanconv.io import atomic_torch_save
 from leanconv.loading import CONVERTED_FORMAT, ModelInfo, load_model, reference_kind
-from leanconv.ops._validate import check_int
 from leanconv.ops.create_conv import create_conv_like, parse_conv_spec
 from leanconv.tables import format_table
 
@@ -136,12 +139,15 @@ class ConversionReport:
         def mega(v: int | None) -> str:
             return "-" if v is None else f"{v / 1e6:.2f}"
 
-        header = ("layer", "old", "new", "status", "weights", "params", "MMACs")
+        t = self.totals
+        profiled = t.get("macs_analytic_before") is not None
+        header = ("layer", "old", "new", "status", "weights", "params",
+                  *(["MMACs"] if profiled else []))
         body = [(r.name, r.old, r.new, "replaced" if r.replaced else f"kept: {r.reason}",
                  r.weights, f"{r.params_before:,} -> {r.params_after:,}",
-                 f"{mega(r.macs_before)} -> {mega(r.macs_after)}") for r in self.rows]
+                 *([f"{mega(r.macs_before)} -> {mega(r.macs_after)}"] if profiled else []))
+                for r in self.rows]
         lines = [format_table(header, body)]
-        t = self.totals
         if self.to == PLAN:
             counts = Counter(r.spec for r in self.rows if r.replaced)
             used = ", ".join(f"{spec} x{n}" for spec, n in counts.items()) or "nothing"
@@ -166,7 +172,7 @@ class ConversionReport:
         elif self.replaced:
             lines.append("weights inherited data-free from the replaced convs (the "
                          "leanconv.inherit rules); pass calibration= images to fit them")
-        if t.get("macs_analytic_before") is not None:
+        if profiled:
             ratio = t["macs_analytic_after"] / t["macs_analytic_before"]
             lines.append(
                 f"MACs analytic {mega(t['macs_analytic_before'])}M -> "
@@ -269,7 +275,7 @@ def convert(
     policy: ConversionPolicy | None = None,
     inherit_weights: bool = True,
     inplace: bool = False,
-    input_shape: tuple[int, ...] | None = (1, 3, 224, 224),
+    input_shape: tuple[int, ...] | None = None,
     calibration: torch.Tensor | None = None,
     calib_samples: int = 60000,
     **policy_kwargs: Any,
@@ -282,8 +288,10 @@ def convert(
     grouped) do not apply and policy arguments are refused.
 
     ``policy_kwargs`` (``include``, ``exclude``, ``min_channels``, ``keep_stem``) build the
-    policy when ``policy`` is None. ``input_shape`` is used for the MAC columns of the report
-    (None skips them). ``calibration``: images (N, C, H, W) to fit the inherited weights on
+    policy when ``policy`` is None. ``input_shape`` (N, C, H, W): profile the model before and
+    after on it and fill the report's MAC columns and cost totals (None, the default: the
+    report counts parameters only; profiling costs a forward on meta tensors of each model).
+    ``calibration``: images (N, C, H, W) to fit the inherited weights on
     (:func:`leanconv.calibration.fit_converted` with ``batchnorm=True``, the classifier
     included), ``calib_samples`` output positions sampled per layer; needs
     ``inherit_weights=True``. Returns the converted model (a deep copy unless ``inplace``)
@@ -301,6 +309,8 @@ def convert(
         parse_conv_spec(to)  # fails early, listing the valid kinds
     if calibration is not None:
         _check_calibration(to, inherit_weights, calibration, calib_samples)
+    if input_shape is not None:
+        input_shape = check_input_shape("convert", input_shape)
     if policy is not None and policy_kwargs:
         raise ValueError(f"convert: give either policy= or policy keywords "
                          f"{sorted(policy_kwargs)}, not both")
@@ -310,7 +320,7 @@ def convert(
         except TypeError as error:
             raise ValueError(f"convert: {error}; policy keywords: include, exclude, "
                              f"min_channels, keep_stem") from None
-    before = _costs(model, input_shape)
+    before = None if input_shape is None else _profile_original(model, input_shape)
     total_before = sum(p.numel() for p in model.parameters())  # before an in-place change
     # the fit needs the original layers' outputs: keep a copy when converting in place
     reference = copy.deepcopy(model) if inplace and calibration is not None else model
@@ -351,7 +361,7 @@ def convert(
     calibrated = None
     if calibration is not None:
         calibrated = _calibrate(reference, target, report, calibration, calib_samples)
-    after = _costs(target, input_shape)
+    after = None if input_shape is None else profile(target, input_shape)
     _fill_costs(report, before, after, total_before, target, input_shape)
     report.totals["calibration"] = calibrated
     return target, report
@@ -399,17 +409,18 @@ def _calibrate(original: nn.Module, target: nn.Module, report: ConversionReport,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
-def _costs(model: nn.Module, input_shape: tuple[int, ...] | None) -> Any:
-    if input_shape is None:
-        return None
+def _profile_original(model: nn.Module, input_shape: tuple[int, ...]) -> Profile:
     try:
         return profile(model, input_shape)
-    except ValueError:
-        return None
+    except ValueError as error:
+        raise ValueError(f"convert: input_shape={input_shape} does not fit the model; give the "
+                         f"input it takes (N, C, H, W), or None for no cost columns ({error})"
+                         ) from None
 
 
-def _fill_costs(report: ConversionReport, before: Any, after: Any, params_before: int,
-                target: nn.Module, input_shape: tuple[int, ...] | None) -> None:
+def _fill_costs(report: ConversionReport, before: Profile | None, after: Profile | None,
+                params_before: int, target: nn.Module, input_shape: tuple[int, ...] | None
+                ) -> None:
     report.totals = {
         "params_before": params_before,
         "params_after": sum(p.numel() for p in target.parameters()),
@@ -485,5 +496,5 @@ def load_with_conv(ref: str, conv: str | None, **kwargs: Any) -> tuple[nn.Module
     if reference_kind(ref) == "zoo":
         return load_model(ref, conv=conv, **kwargs)
     model, info = load_model(ref, **kwargs)
-    model, report = convert(model, conv, inplace=True, input_shape=None)
+    model, report = convert(model, conv, inplace=True)
     return model, replace(info, conv=conv, plan=_plan(info, report))

@@ -6,7 +6,7 @@
   arguments (``conv=``, ``small_input=``, ...) go to it;
 * ``torchvision:NAME`` or ``timm:NAME``: a classification model of that library, randomly
   initialised (leanconv never downloads weights), keyword arguments go to its builder;
-* a training checkpoint (``runs/NAME/best.pt``, :mod:`leanconv.train.checkpoint`) or a file
+* a training checkpoint (``runs/NAME/best.pt``, :mod:`leanconv.checkpoint`) or a file
   written by ``leanconv convert --out`` (:data:`CONVERTED_FORMAT`): rebuilt the same way
   (:func:`rebuild`): the base network, then its head and first conv fitted to the data it
   was trained on (:func:`leanconv.adapt.apply_adaptation`), then each planned layer
@@ -27,12 +27,12 @@ from typing import Any
 
 from torch import nn
 
+from leanconv._validate import check_int
 from leanconv.adapt import apply_adaptation
+from leanconv.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from leanconv.io import safe_torch_load
 from leanconv.models.registry import create_model, list_models, model_entry
-from leanconv.ops._validate import check_int
 from leanconv.ops.create_conv import create_conv_like
-from leanconv.train.checkpoint import FORMAT as CHECKPOINT_FORMAT
 
 CONVERTED_FORMAT = "leanconv-converted/2"
 KINDS = ("zoo", "torchvision", "timm", "checkpoint", "converted")

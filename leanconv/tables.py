@@ -12,7 +12,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 
-from leanconv.ops._validate import check_choice
+from leanconv._validate import check_choice
 
 TABLE_FORMATS = ("text", "md", "csv")
 

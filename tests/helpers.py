@@ -69,7 +69,7 @@ def hand_made_checkpoint(path, legacy=False, **config_kwargs):
     """A training checkpoint as the trainer writes it, without training (``legacy``: without
     "built" and "data", as checkpoints were written before the trainer recorded them), for
     ``TrainConfig(data='synthetic', **config_kwargs)``; returns the model saved."""
-    from leanconv.train.checkpoint import save_checkpoint
+    from leanconv.checkpoint import save_checkpoint
     from leanconv.train.config import TrainConfig
     from leanconv.train.network import build_network
     from leanconv.train.trainer import load_data

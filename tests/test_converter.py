@@ -3,7 +3,7 @@ import torch
 import torchvision
 from torch import nn
 
-from leanconv import HetConv2d, convert, create_conv, profile
+from leanconv import HetConv2d, convert, create_conv, create_model, profile
 from leanconv.converter import ConversionPolicy
 from leanconv.inherit import inherit_weights
 
@@ -22,7 +22,7 @@ def _outputs_shapes(model, x):
 
 def test_resnet50_to_hetconv_matches_the_formula():
     model = torchvision.models.resnet50()
-    converted, report = convert(model, "hetconv:p=4")
+    converted, report = convert(model, "hetconv:p=4", input_shape=(1, 3, 224, 224))
     assert report.replaced == 16  # every 3x3 conv; the 7x7 stem and the 1x1s are kept
     stem = next(r for r in report.rows if r.name == "conv1")
     assert not stem.replaced and stem.reason.startswith("stem")
@@ -65,7 +65,7 @@ def test_foreign_models_convert_run_and_round_trip(name, tmp_path):
     x = torch.randn(2, 3, 64, 64)
     converted(x).sum().backward()
     torch.save(converted.state_dict(), tmp_path / "w.pt")
-    rebuilt, _ = convert(model, "hetconv:p=2", inherit_weights=False, input_shape=None)
+    rebuilt, _ = convert(model, "hetconv:p=2", inherit_weights=False)
     rebuilt.load_state_dict(torch.load(tmp_path / "w.pt", weights_only=True))
     converted.eval()
     rebuilt.eval()
@@ -76,17 +76,16 @@ def test_foreign_models_convert_run_and_round_trip(name, tmp_path):
 
 def test_policies():
     model = torchvision.models.resnet18()
-    _, report = convert(model, "hetconv:p=4", exclude=["layer4.*"], input_shape=None)
+    _, report = convert(model, "hetconv:p=4", exclude=["layer4.*"])
     excluded = [r for r in report.rows if r.name.startswith("layer4")]
     assert excluded and all(not r.replaced and r.reason == "excluded by glob" for r in excluded)
-    _, report = convert(model, "hetconv:p=4", min_channels=128, input_shape=None)
+    _, report = convert(model, "hetconv:p=4", min_channels=128)
     assert all(not r.replaced for r in report.rows if r.name.startswith("layer1."))
     assert any(r.replaced for r in report.rows if r.name.startswith("layer2."))
-    _, report = convert(model, "hetconv:p=3", input_shape=None)
+    _, report = convert(model, "hetconv:p=3")
     kept = next(r for r in report.rows if r.name == "layer1.0.conv1")
     assert not kept.replaced and "in_channels=64 is not divisible by p=3" in kept.reason
-    _, report = convert(model, "hetconv:p=4", policy=ConversionPolicy(include=("layer1.*",)),
-                        input_shape=None)
+    _, report = convert(model, "hetconv:p=4", policy=ConversionPolicy(include=("layer1.*",)))
     assert report.replaced == 4
 
 
@@ -120,8 +119,8 @@ def test_inherited_weights_beat_fresh_ones():
 
 def test_convert_back_to_standard_is_exact():
     model = torchvision.models.resnet18()
-    het, _ = convert(model, "hetconv:p=4", input_shape=None)
-    dense, report = convert(het, "standard", input_shape=None)
+    het, _ = convert(model, "hetconv:p=4")
+    dense, report = convert(het, "standard")
     assert report.replaced == 16 and not any(isinstance(m, HetConv2d) for m in dense.modules())
     x = torch.randn(1, 3, 64, 64)
     het.eval()
@@ -131,9 +130,9 @@ def test_convert_back_to_standard_is_exact():
 
 def test_convert_leaves_the_original_unless_inplace():
     model = torchvision.models.resnet18()
-    converted, _ = convert(model, "hetconv:p=4", input_shape=None)
+    converted, _ = convert(model, "hetconv:p=4")
     assert converted is not model and type(model.layer1[0].conv1) is nn.Conv2d
-    same, _ = convert(model, "hetconv:p=4", inplace=True, input_shape=None)
+    same, _ = convert(model, "hetconv:p=4", inplace=True)
     assert same is model and isinstance(model.layer1[0].conv1, HetConv2d)
 
 
@@ -187,7 +186,7 @@ def test_calibration_fits_much_closer_than_data_free_inheritance(one_thread):
     model = _trained_like_resnet20()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     test = _images(128)
-    free, free_report = convert(model, "hetconv:p=4", input_shape=None)
+    free, free_report = convert(model, "hetconv:p=4")
     fitted, report = convert(model, "hetconv:p=4", input_shape=(1, 1, 28, 28),
                              calibration=_images(128), calib_samples=10000)
     data_free, calibrated = _logit_error(free, model, test), _logit_error(fitted, model, test)
@@ -221,9 +220,9 @@ def test_calibration_in_place_gives_the_same_model(one_thread):
     model = _trained_like_resnet20()
     images = _images(32)
     copied, _ = convert(model, "group:g=2,shuffle=1", include=["stages.2.*"],
-                        input_shape=None, calibration=images, calib_samples=2000)
+                        calibration=images, calib_samples=2000)
     same, report = convert(model, "group:g=2,shuffle=1", include=["stages.2.*"],
-                           input_shape=None, calibration=images, calib_samples=2000,
+                           calibration=images, calib_samples=2000,
                            inplace=True)
     assert same is model and report.replaced == 6
     assert all(r.weights.startswith("fitted (least-squares") for r in report.rows
@@ -268,9 +267,9 @@ def test_calibration_errors(kwargs, message):
     arguments = {"calibration": torch.randn(4, 1, 28, 28), **kwargs}
     model = create_model("resnet20_cifar", in_chans=1, num_classes=10)
     with pytest.raises(ValueError, match=message):
-        convert(model, "hetconv:p=4", input_shape=None, **arguments)
+        convert(model, "hetconv:p=4", **arguments)
     with pytest.raises(ValueError, match="to='standard' rebuilds exact dense equivalents"):
-        convert(model, "standard", input_shape=None, calibration=torch.randn(4, 1, 28, 28))
+        convert(model, "standard", calibration=torch.randn(4, 1, 28, 28))
 
 
 def test_inplace_report_counts_the_parameters_before_the_change():
@@ -278,7 +277,7 @@ def test_inplace_report_counts_the_parameters_before_the_change():
 
     model, _ = load_model("resnet20_cifar")
     before = sum(p.numel() for p in model.parameters())
-    converted, report = convert(model, "hetconv:p=4", inplace=True, input_shape=None)
+    converted, report = convert(model, "hetconv:p=4", inplace=True)
     assert report.totals["params_before"] == before
     assert report.totals["params_after"] == sum(p.numel() for p in converted.parameters())
     assert report.totals["params_after"] < before
@@ -308,7 +307,7 @@ def test_a_plan_gives_each_layer_its_own_spec():
     # default policy keeps them
     resnet = torchvision.models.resnet18()
     pointwise, report = convert(resnet, {"layer2.0.downsample.0": "group:g=2,shuffle=1",
-                                         "conv1": "dwsep"}, input_shape=None)
+                                         "conv1": "dwsep"})
     assert isinstance(pointwise.get_submodule("layer2.0.downsample.0"), GroupConv2d)
     assert isinstance(pointwise.get_submodule("conv1"), DepthwiseSeparableConv2d)
 
@@ -342,3 +341,22 @@ def test_importing_the_submodules_does_not_hide_the_package_functions():
             "assert leanconv.convert.__name__ == 'convert' and callable(leanconv.convert)\n"
             "assert leanconv.shrink.__name__ == 'shrink' and callable(leanconv.shrink)\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_costs_are_computed_only_when_asked():
+    model = create_model("resnet20_cifar", in_chans=1)
+    _, plain = convert(model, "hetconv:p=4")
+    assert plain.totals["input_shape"] is None and plain.totals["macs_analytic_before"] is None
+    assert all(row.macs_before is None for row in plain.rows)
+    assert "MMACs" not in plain.table() and "MACs analytic" not in plain.table()
+    _, costed = convert(model, "hetconv:p=4", input_shape=(1, 1, 28, 28))
+    assert costed.totals["macs_analytic_after"] < costed.totals["macs_analytic_before"]
+    assert "MMACs" in costed.table() and "MACs analytic" in costed.table()
+
+
+def test_an_input_the_model_does_not_take_is_an_error_not_a_silent_blank():
+    model = create_model("resnet20_cifar", in_chans=1)  # a gray model given an RGB shape
+    with pytest.raises(ValueError, match=r"convert: input_shape=\(1, 3, 32, 32\) does not fit"):
+        convert(model, "hetconv:p=4", input_shape=(1, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"convert: input_shape=\[-1, 1, 28, 28\] is invalid"):
+        convert(model, "hetconv:p=4", input_shape=[-1, 1, 28, 28])

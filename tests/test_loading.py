@@ -1,3 +1,4 @@
+import importlib
 import subprocess
 import sys
 
@@ -100,7 +101,7 @@ def test_small_input_stem_is_recorded(size, small):
 
 def test_converted_zoo_model_round_trips(tmp_path):
     model, info = load_model("resnet20_cifar")
-    converted, report = convert(model, "hetconv:p=4", exclude=["stages.2.*"], input_shape=None)
+    converted, report = convert(model, "hetconv:p=4", exclude=["stages.2.*"])
     save_converted(str(tmp_path / "c.pt"), converted, info, report)
     payload = torch.load(tmp_path / "c.pt", weights_only=True)
     assert payload["format"] == CONVERTED_FORMAT and payload["base"] == "resnet20_cifar"
@@ -113,7 +114,7 @@ def test_converted_zoo_model_round_trips(tmp_path):
     assert sum(isinstance(m, HetConv2d) for m in loaded.modules()) == 12
     _same_outputs(converted, loaded, (2, 3, 32, 32))
     # converted again (back to dense): the plan grows, the file still rebuilds exactly
-    dense, report = convert(loaded, "standard", input_shape=None)
+    dense, report = convert(loaded, "standard")
     save_converted(str(tmp_path / "d.pt"), dense, loaded_info, report)
     again, again_info = load_model(str(tmp_path / "d.pt"))
     assert not any(isinstance(m, HetConv2d) for m in again.modules())
@@ -140,7 +141,7 @@ def test_converted_checkpoint_round_trips(tmp_path):
 
 def test_converted_file_rebuilds_without_the_converter(tmp_path, monkeypatch):
     model, info = load_model("resnet20_cifar")
-    converted, report = convert(model, "dwsep", input_shape=None)
+    converted, report = convert(model, "dwsep")
     save_converted(str(tmp_path / "c.pt"), converted, info, report)
 
     def refuse(*args, **kwargs):
@@ -154,7 +155,7 @@ def test_converted_file_rebuilds_without_the_converter(tmp_path, monkeypatch):
 
 def test_save_converted_refuses_what_it_cannot_reload(tmp_path):
     model, _ = load_model("resnet20_cifar")
-    converted, report = convert(model, "hetconv:p=4", input_shape=None)
+    converted, report = convert(model, "hetconv:p=4")
     odd = ModelInfo("x", "zoo", "resnet20_cifar", 3, (32, 32), 10, kwargs={"act": nn.ReLU})
     with pytest.raises(ValueError, match="only plain values"):
         save_converted(str(tmp_path / "c.pt"), converted, odd, report)
@@ -215,7 +216,7 @@ def test_bad_references(tmp_path):
 def test_corrupt_leanconv_files(tmp_path):
     path = tmp_path / "c.pt"
     model, info = load_model("resnet20_cifar")
-    converted, report = convert(model, "hetconv:p=4", input_shape=None)
+    converted, report = convert(model, "hetconv:p=4")
     save_converted(str(path), converted, info, report)
     payload = torch.load(path, weights_only=True)
     for change, message in [({"plan": {"nowhere.conv": "hetconv:p=4"}}, "plans layer "
@@ -248,6 +249,7 @@ def test_import_leanconv_stays_light():
 
 def test_every_public_name_resolves():
     assert set(leanconv.__all__) == {"__version__", *leanconv._EXPORTS}
-    assert all(getattr(leanconv, name) is not None for name in leanconv.__all__)
+    for name, module in leanconv._EXPORTS.items():  # the TYPE_CHECKING block's imports
+        assert getattr(leanconv, name) is getattr(importlib.import_module(module), name)
     assert set(dir(leanconv)) >= set(leanconv.__all__)
     assert {"load_model", "ModelInfo"} <= set(leanconv.__all__)

@@ -1,10 +1,11 @@
-"""Benchmarks: operators and models side by side, deployment latency, machine ceilings."""
+"""Benchmarks: operators and models side by side (their costs, their speed), deployment
+latency, machine ceilings."""
 
+from leanconv.bench.compare import compare_convs, compare_ops, zoo_costs
 from leanconv.bench.deploy import deploy_latency
-from leanconv.bench.machine import cpu_model, machine_info
 from leanconv.bench.models import bench_models
 from leanconv.bench.ops import bench_ops
 from leanconv.bench.roofline import Ceilings, measure_ceilings
 
-__all__ = ["Ceilings", "bench_models", "bench_ops", "cpu_model", "deploy_latency",
-           "machine_info", "measure_ceilings"]
+__all__ = ["Ceilings", "bench_models", "bench_ops", "compare_convs", "compare_ops",
+           "deploy_latency", "measure_ceilings", "zoo_costs"]

@@ -1,4 +1,4 @@
-"""The blocks of the efficient-network papers (the README maps them to the papers), each
+"""The blocks of the efficient-network papers (docs/operators.md maps them to the papers), each
 taking its spatial conv as an argument (a spec string of :func:`leanconv.create_conv` or a
 factory), so any operator can be plugged in."""
 

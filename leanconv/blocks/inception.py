@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from leanconv._validate import check_input, check_int
 from leanconv.blocks.conv_norm_act import ActLayer, ConvNormAct, NormLayer
-from leanconv.ops._validate import check_input, check_int
 from leanconv.ops.create_conv import ConvSpec
 
 

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from leanconv._validate import check_choice, check_input, check_int
 from leanconv.blocks.conv_norm_act import ActLayer, ConvNormAct, NormLayer
-from leanconv.ops._validate import check_choice, check_input, check_int
 from leanconv.ops.create_conv import ConvSpec
 
 SHORTCUTS = ("projection", "pad")

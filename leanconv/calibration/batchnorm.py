@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from leanconv.ops._validate import check_int, check_module
+from leanconv._validate import check_int, check_module
 
 
 def check_images(owner: str, name: str, images: object) -> torch.Tensor:

@@ -40,10 +40,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from leanconv._validate import check_int, check_module
 from leanconv.calibration.batchnorm import batchnorms, check_images
 from leanconv.calibration.rules import FitProblem, FitRule, fit_rule_for
 from leanconv.calibration.sampling import gather_outputs, layer_seed, sample_positions
-from leanconv.ops._validate import check_int, check_module
 
 OWNER = "fit_converted"
 

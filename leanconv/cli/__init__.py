@@ -1,20 +1,4 @@
-"""The ``leanconv`` command line.
-
-``leanconv ops``     every operator on one layer shape: parameters and MACs, side by side.
-``leanconv models``  every zoo model: parameters and MACs at its reference input size.
-``leanconv cost``    one model's cost per layer, or several operators compared in one model.
-``leanconv convert`` swap a model's convs for an operator and report what changed.
-``leanconv train``   train one zoo model with one operator on Fashion-MNIST (or DDP).
-``leanconv eval``    test accuracy, loss and per-class accuracy of a checkpoint.
-``leanconv compare`` train once per operator and put accuracy next to measured cost.
-``leanconv shrink``  a latency target on this machine: one operator per layer, least loss.
-``leanconv export``  fold a model and export it to ONNX, verified in onnxruntime.
-``leanconv bench``   operators vs the kernels they replace, models vs torchvision / timm.
-``leanconv specs``   the conv spec strings the factory, the converter and the zoo accept.
-
-MODEL is everywhere what :func:`leanconv.load_model` takes: a zoo name, ``torchvision:NAME``,
-``timm:NAME``, a training checkpoint or a ``leanconv convert --out`` file.
-"""
+"""The ``leanconv`` command line: one module per command (:data:`COMMANDS`)."""
 
 from __future__ import annotations
 
@@ -42,14 +26,20 @@ from leanconv.errors import ExportError
 # ``func=run``; ``run(args) -> str`` does the work (its heavy imports inside) and returns
 # what to print. A ValueError or ExportError is the user's error: one line on stderr, exit 2.
 COMMANDS = (ops, models, cost, convert, shrink, train, eval, compare, export, bench, specs)
+DESCRIPTION = ("Efficient convolution operators for PyTorch, and the tools to make a trained "
+               "CNN cheaper on this machine: convert, shrink, train, measure and export.")
+EPILOG = ("MODEL is everywhere what leanconv.load_model takes: a zoo name (leanconv models "
+          "lists them), torchvision:NAME, timm:NAME, a training checkpoint (runs/NAME/best.pt) "
+          "or a `leanconv convert --out` file. 'leanconv COMMAND --help' describes a command.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``leanconv`` parser with every command of :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(prog="leanconv", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="leanconv", description=DESCRIPTION,
+                                     epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"leanconv {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                       title="commands")
     for command in COMMANDS:
         command.add_parser(subparsers)
     return parser

@@ -11,8 +11,14 @@ from leanconv.cli._args import positive_int
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("bench", help="time operators / models side by side "
-                                   "(a benchmark: minutes)")
+    parser = subparsers.add_parser(
+        "bench", help="time operators against the kernels they replace, or models against "
+                      "torchvision and timm (a benchmark: minutes)",
+        description="Time operators against the PyTorch kernels they replace ('ops': batch 1, "
+                    "8 and 32, NCHW and channels_last, inference and training step, with the "
+                    "roofline of this machine), or leanconv's networks against torchvision's "
+                    "and timm's ('models'), side by side in one process; writes JSON with the "
+                    "machine's description.")
     parser.add_argument("what", choices=("ops", "models"))
     parser.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
     parser.add_argument("--batches", type=positive_int, nargs="+",
@@ -34,8 +40,9 @@ def _suffixed(value: object, suffix: str) -> str | None:
 def run(args: argparse.Namespace) -> str:
     import torch
 
-    from leanconv.bench import bench_models, bench_ops, machine_info, measure_ceilings
+    from leanconv.bench import bench_models, bench_ops, measure_ceilings
     from leanconv.io import atomic_write_text
+    from leanconv.machine import machine_info
     from leanconv.tables import format_table
 
     threads = args.threads or torch.get_num_threads()

@@ -19,7 +19,14 @@ from leanconv.cli._args import (
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("convert", help="swap a model's convs for an operator")
+    parser = subparsers.add_parser(
+        "convert", help="swap a model's convs for an operator or a per-layer plan, weights "
+                        "inherited or fitted on images",
+        description="Replace MODEL's convolutions by an efficient operator (--to SPEC, by the "
+                    "default policy) or by a per-layer plan (--plan FILE), with weights "
+                    "inherited data-free or fitted on calibration images (--calibrate DATA); "
+                    "prints one row per layer with its parameters and MACs, and saves the result "
+                    "for leanconv.load_model with --out.")
     add_model_argument(parser)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--to", help="conv spec, e.g. hetconv:p=4 or standard")

@@ -1,5 +1,5 @@
 """``leanconv cost``: one model's cost per layer (:func:`leanconv.profile`), or the model
-with several conv specs side by side (:func:`leanconv.cost.compare_convs`)."""
+with several conv specs side by side (:func:`leanconv.bench.compare_convs`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ FORMATS = ("table", "csv", "json", "md")
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("cost", help="per-layer cost of a model, or operators "
-                                   "compared")
+    parser = subparsers.add_parser(
+        "cost", help="a model's cost per layer, or several conv specs compared in one model",
+        description="Parameters, analytic and executed MACs, FLOPs and memory access of MODEL, "
+                    "per layer, with measured latency of the folded model (--latency); or one "
+                    "row per conv spec (--compare SPEC ...) with ratios to the first.")
     add_model_argument(parser)
     parser.add_argument("--conv", help="conv spec for the spatial convs (zoo: as "
                         "create_model(conv=); any other model: converted)")
@@ -72,7 +75,7 @@ def _profile(args: argparse.Namespace) -> str:
 
 
 def _compare(args: argparse.Namespace) -> str:
-    from leanconv.cost.compare import COMPARED_KEYS, compare_convs
+    from leanconv.bench.compare import COMPARED_KEYS, compare_convs
     from leanconv.deploy.latency import FOLDED_NOTE
     from leanconv.tables import format_table, records_table
 

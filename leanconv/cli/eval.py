@@ -16,7 +16,10 @@ from leanconv.cli._args import (
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate a checkpoint on the test set")
+    parser = subparsers.add_parser(
+        "eval", help="test accuracy, loss and per-class accuracy of a saved model",
+        description="Evaluate a training checkpoint or a `leanconv convert --out` file on the "
+                    "test split of its data (default: the data it was trained on).")
     parser.add_argument("--checkpoint", required=True, help="best.pt / last.pt of a run, or a "
                         "leanconv convert --out file")
     add_data_options(parser)

@@ -10,8 +10,12 @@ from leanconv.cli._args import add_input_argument, add_model_argument, positive_
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("export", help="fold a model and export it to ONNX, "
-                                   "verified against PyTorch in onnxruntime")
+    parser = subparsers.add_parser(
+        "export", help="fold a model and export it to ONNX, verified against PyTorch in "
+                       "onnxruntime",
+        description="Fold MODEL (BatchNorm, shuffles, each operator in its fastest form), "
+                    "export it to ONNX and write the file only when onnxruntime's output "
+                    "matches PyTorch's.")
     add_model_argument(parser)
     parser.add_argument("--conv", help="conv spec for the spatial convs (torchvision/timm: "
                         "converted), e.g. hetconv:p=4")

@@ -1,5 +1,5 @@
 """``leanconv models``: every zoo model with its parameters and MACs at its reference input
-size (:func:`leanconv.cost.zoo_costs`)."""
+size (:func:`leanconv.bench.zoo_costs`)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ from typing import Any
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("models", help="every zoo model with its params and MACs")
+    parser = subparsers.add_parser(
+        "models", help="every zoo model with its parameters and MACs at its input size",
+        description="Every zoo model (or those matching --pattern) with its parameters, "
+                    "analytic and executed MACs and memory access at its reference input size, "
+                    "optionally built with --conv SPEC.")
     parser.add_argument("--pattern", default="*", help="glob on model names, e.g. 'resnet*'")
     parser.add_argument("--conv", help="conv spec replacing the spatial convs, e.g. hetconv:p=4")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> str:
-    from leanconv.cost.compare import zoo_costs
+    from leanconv.bench.compare import zoo_costs
     from leanconv.tables import format_table
 
     header = ("model", "params", "MMACs analytic", "MMACs executed", "M elements moved",

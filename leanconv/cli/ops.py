@@ -1,5 +1,5 @@
 """``leanconv ops``: every operator on one layer shape, parameters and MACs side by side
-(:func:`leanconv.cost.compare_ops`)."""
+(:func:`leanconv.bench.compare_ops`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from leanconv.cli._args import positive_int
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("ops", help="compare every operator on one layer shape")
+    parser = subparsers.add_parser(
+        "ops", help="every operator on one layer shape: parameters and MACs side by side",
+        description="Every operator (or each --spec) as one layer of the given shape: "
+                    "parameters, the MACs its kernels execute and its paper's formula, relative "
+                    "to the first.")
     parser.add_argument("--in-channels", type=positive_int, default=256)
     parser.add_argument("--out-channels", type=positive_int, default=256)
     parser.add_argument("--kernel-size", type=positive_int, default=3)
@@ -22,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    from leanconv.cost.compare import DEFAULT_OP_SPECS, compare_ops
+    from leanconv.bench.compare import DEFAULT_OP_SPECS, compare_ops
     from leanconv.tables import format_table
 
     records = compare_ops(args.in_channels, args.out_channels, args.kernel_size, args.stride,

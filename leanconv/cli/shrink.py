@@ -28,8 +28,15 @@ def _non_negative_int(text: str) -> int:
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "shrink", help="a latency target on this machine, the least accuracy lost",
-        description=__doc__)
+        "shrink", help="make a trained model meet a latency or MACs target on this machine, "
+                       "losing the least accuracy",
+        description="Make a trained MODEL meet one target (--speedup, --latency-ms or "
+                    "--macs-ratio) on this machine: one operator per layer, chosen from latency "
+                    "measured here (folded, as deployed) and from each choice's measured "
+                    "sensitivity on your images; the plan is checked by measurement before "
+                    "training, then fitted, fine-tuned with distillation from MODEL and measured "
+                    "side by side with it. Writes plan.json, model.pt, report.md, report.json "
+                    "and pareto.png into --out.")
     add_model_argument(parser)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--speedup", type=float, help="measured speed-up to reach, > 1 "
@@ -74,8 +81,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
+    from leanconv.search.pipeline import shrink
     from leanconv.search.report import markdown
-    from leanconv.search.shrink import shrink
 
     options = given_options(args, DATA_FLAGS, DATA_SWITCHES)
     data = options.pop("data", None)

@@ -7,7 +7,10 @@ from typing import Any
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("specs", help="list the conv spec kinds and their parameters")
+    parser = subparsers.add_parser(
+        "specs", help="the conv spec kinds and their parameters",
+        description="The conv spec strings (e.g. hetconv:p=4) that the operator factory, the "
+                    "converter, the zoo and shrink accept, with each kind's parameters.")
     parser.set_defaults(func=run)
 
 

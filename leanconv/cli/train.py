@@ -67,7 +67,15 @@ def train_config(args: argparse.Namespace, **base: Any) -> TrainConfig:
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("train", help="train or fine-tune a model on your data")
+    parser = subparsers.add_parser(
+        "train", help="train or fine-tune any model on Fashion-MNIST, an image folder or "
+                      "synthetic data, optionally distilled; DDP with --nproc",
+        description="Train one model (a zoo name, torchvision:NAME, timm:NAME, a checkpoint or "
+                    "a converted file), optionally with its convs as one operator (--conv), "
+                    "from a file's weights (--init) and distilled from a teacher (--teacher), "
+                    "in this process or in --nproc processes (DDP through torchrun). Writes "
+                    "config.json, metrics.csv, summary.json, last.pt and best.pt to the run "
+                    "folder.")
     add_train_options(parser)
     parser.add_argument("--out", help="run folder (default runs/MODEL-CONV)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

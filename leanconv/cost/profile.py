@@ -22,12 +22,12 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from leanconv._validate import check_input_shape, check_module, check_threads
 from leanconv.cost.analytic import analytic_macs
 from leanconv.cost.indicators import g1_row, g2_row
 from leanconv.cost.latency import make_inputs, measure
 from leanconv.cost.op_costs import ALLOCATION_OPS, OP_COSTS, VIEW_OPS, OpCost, tensors
 from leanconv.cost.report import Profile
-from leanconv.ops._validate import check_input_shape, check_module, check_threads
 
 BLOCK_NAME = re.compile(r"^stages\.\d+\.\d+$")
 

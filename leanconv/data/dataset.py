@@ -17,9 +17,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from leanconv._validate import check_int
 from leanconv.data.sampling import batches
 from leanconv.data.transforms import prepare
-from leanconv.ops._validate import check_int
 
 
 class ImageSet(ABC):

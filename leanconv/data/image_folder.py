@@ -34,10 +34,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, default_collate
 from torch.utils.data import Dataset as TorchDataset
 
+from leanconv._validate import check_int
 from leanconv.data import cache
 from leanconv.data.dataset import Dataset, ImageSet, TensorImages, channel_stats, conform
 from leanconv.data.sampling import batches as index_batches
-from leanconv.ops._validate import check_int
 
 try:  # torchvision's decoders (faster); without them Pillow decodes everything
     from torchvision.io import ImageReadMode, decode_jpeg, decode_png

@@ -17,8 +17,11 @@ import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from leanconv._validate import check_int
 from leanconv.data.dataset import Dataset, TensorImages, channel_stats, conform
-from leanconv.ops._validate import check_int
+from leanconv.data.fashion_mnist import load_fashion_mnist
+from leanconv.data.image_folder import load_image_folder
+from leanconv.data.synthetic import synthetic_dataset
 
 if TYPE_CHECKING:
     from leanconv.loading import ModelInfo
@@ -58,19 +61,13 @@ def load_dataset(spec: str = "fashion-mnist", *, data_dir: str | os.PathLike[str
         raise ValueError(f"load_dataset: in_chans={in_chans} is invalid; valid: 1 (grayscale) "
                          f"or 3 (RGB)")
     if kind == "imagefolder":
-        from leanconv.data.image_folder import load_image_folder
-
         return load_image_folder(folder, image_size=image_size, in_chans=in_chans,
                                  val_split=val_split, cache_mb=cache_mb,
                                  skip_bad_images=skip_bad_images, workers=workers,
                                  progress=progress)
     if kind == "synthetic":
-        from leanconv.data.synthetic import synthetic_dataset
-
         data = synthetic_dataset()  # the same set for every run, like a real one
     else:
-        from leanconv.data.fashion_mnist import load_fashion_mnist
-
         data = load_fashion_mnist(data_dir)
     if (in_chans, image_size) == (None, None):
         return data

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from leanconv._validate import check_int
 from leanconv.data.dataset import Dataset, TensorImages, channel_stats
-from leanconv.ops._validate import check_int
 
 
 def synthetic_dataset(train: int = 2048, test: int = 512, seed: int = 0, *,

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from leanconv._validate import check_input_shape, check_int, check_module, check_threads
 from leanconv.cost.latency import make_inputs, measure_side_by_side, torch_threads
 from leanconv.deploy.fold import fold
-from leanconv.ops._validate import check_input_shape, check_int, check_module, check_threads
 
 
 @dataclass(frozen=True)

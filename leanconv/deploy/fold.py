@@ -36,18 +36,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
+from leanconv._validate import (
+    check_choice,
+    check_input_shape,
+    check_module,
+    check_threads,
+)
 from leanconv.deploy.autotune import HETCONV_FORMS, MIXCONV_FORMS, choose_forms
 from leanconv.deploy.batchnorm import can_fold, fold_rule
 from leanconv.deploy.folded_hetconv import FoldedHetConv2d
 from leanconv.deploy.graph import graph_pairs, module_uses, sequential_pairs, trace
 from leanconv.deploy.shuffle import apply_shuffle_fold, drop_trivial_shuffles, plan_shuffle_folds
 from leanconv.errors import FoldError
-from leanconv.ops._validate import (
-    check_choice,
-    check_input_shape,
-    check_module,
-    check_threads,
-)
 from leanconv.ops.het_conv import HetConv2d
 from leanconv.tables import format_table
 

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from leanconv._validate import check_input_shape, check_int, check_module, check_threads
 from leanconv.deploy.fold import fold
 from leanconv.errors import ExportError
 from leanconv.io import atomic_write_bytes
-from leanconv.ops._validate import check_input_shape, check_int, check_module, check_threads
 from leanconv.ops.deform_conv import DeformConv2d
 
 DEFAULT_OPSET = 19

@@ -17,7 +17,7 @@ extension could not be built (:mod:`leanconv.kernels.build`).
 A plain depthwise conv (one group) runs the kernel only in NCHW on planes at least 14 pixels
 wide, where it measured faster than PyTorch's kernel; MixConv (several groups) runs it in
 both layouts, faster on every shape measured (``benchmarks/depthwise_kernels.py``; the
-numbers are in the README's "Native kernels" section).
+numbers are in docs/deploy.md's "Native kernels" section).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from leanconv.ops._validate import check_input, check_int
+from leanconv._validate import check_input, check_int
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from leanconv.ops._validate import check_call, check_int
+from leanconv._validate import check_call, check_int
 from leanconv.ops.create_conv import parse_conv_spec
 from leanconv.registry import Registry
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from leanconv.ops._validate import check_input, check_int, divisors
+from leanconv._validate import check_input, check_int, divisors
 
 
 def channel_shuffle(x: torch.Tensor, groups: int, *, inverse: bool = False) -> torch.Tensor:

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leanconv.ops._validate import check_conv_args, check_input, check_int
+from leanconv._validate import check_conv_args, check_input, check_int
 from leanconv.ops.channel_shuffle import ChannelShuffle
 from leanconv.ops.padding import centre_offset, centre_taps, get_padding, resolve_padding
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from leanconv.ops._validate import check_call, check_conv_args, check_int
+from leanconv._validate import check_call, check_conv_args, check_int
 from leanconv.ops.comp_conv import CompConv2d
 from leanconv.ops.deform_conv import DeformConv2d
 from leanconv.ops.depthwise_conv import DepthwiseConv2d

@@ -28,7 +28,7 @@ from functools import cache
 import torch
 from torch import nn
 
-from leanconv.ops._validate import check_conv_args, check_divides, check_input, check_int
+from leanconv._validate import check_conv_args, check_divides, check_input, check_int
 from leanconv.ops.padding import resolve_padding
 
 

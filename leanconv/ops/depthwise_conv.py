@@ -17,12 +17,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from leanconv._validate import check_conv_args, check_input
 from leanconv.kernels.mixed_depthwise import (
     fits_one_pass,
     native_applies,
     native_mixed_depthwise_conv2d,
 )
-from leanconv.ops._validate import check_conv_args, check_input
 from leanconv.ops.padding import resolve_padding
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from leanconv.ops._validate import check_conv_args, check_input, check_int
+from leanconv._validate import check_conv_args, check_input, check_int
 from leanconv.ops.dense import dense_conv
 from leanconv.ops.depthwise_conv import DepthwiseConv2d
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from leanconv.ops._validate import check_conv_args, check_divides, check_input, check_int
+from leanconv._validate import check_conv_args, check_divides, check_input, check_int
 from leanconv.ops.channel_shuffle import ChannelShuffle
 from leanconv.ops.dense import dense_conv
 from leanconv.ops.padding import resolve_padding

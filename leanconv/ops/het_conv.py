@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from leanconv.ops._validate import (
+from leanconv._validate import (
     check_choice,
     check_conv_args,
     check_divides,

@@ -32,12 +32,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from leanconv._validate import check_choice, check_input, check_int
 from leanconv.kernels.mixed_depthwise import (
     fits_one_pass,
     native_applies,
     native_mixed_depthwise_conv2d,
 )
-from leanconv.ops._validate import check_choice, check_input, check_int
 from leanconv.ops.padding import get_padding
 
 SPLITS = ("equal", "exponential")

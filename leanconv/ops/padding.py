@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from leanconv.ops._validate import check_int
+from leanconv._validate import check_int
 
 
 def get_padding(kernel_size: int, dilation: int = 1) -> int:

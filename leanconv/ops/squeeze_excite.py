@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from leanconv.ops._validate import check_input, check_int
+from leanconv._validate import check_input, check_int
 
 
 class SqueezeExcite(nn.Module):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from leanconv.ops._validate import check_conv_args, check_input
+from leanconv._validate import check_conv_args, check_input
 from leanconv.ops.padding import get_padding
 
 

@@ -69,7 +69,7 @@ def calibrate(table: LatencyTable, model: nn.Module, layers: Sequence[Layer],
     table to them. Returns ``table``."""
     start = time.perf_counter()
     plans = calibration_plans(layers, random_plans)
-    models = {name: convert(model, plan, input_shape=None)[0] for name, plan in plans.items()}
+    models = {name: convert(model, plan)[0] for name, plan in plans.items()}
     measured = {name: value.speedup for name, value in folded_speedups(
         model, models, input_shape, threads=threads, channels_last=channels_last).items()}
     fit(table, {name: (plan, measured[name]) for name, plan in plans.items()})

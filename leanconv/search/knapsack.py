@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from leanconv.ops._validate import check_int
+from leanconv._validate import check_int
 
 Options = Sequence[Sequence[tuple[float, float]]]  # per layer: (cost, loss) per candidate
 

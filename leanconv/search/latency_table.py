@@ -38,12 +38,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from leanconv.bench.machine import cpu_model
 from leanconv.converter import KEEP
 from leanconv.cost.latency import interleaved_samples, make_inputs, median_iqr, torch_threads
 from leanconv.cost.profile import profile
 from leanconv.deploy import fold
 from leanconv.io import atomic_write_text, user_cache_dir
+from leanconv.machine import cpu_model
 from leanconv.ops.create_conv import create_conv_like
 from leanconv.search.candidates import Layer
 

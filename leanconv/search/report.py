@@ -5,14 +5,44 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from leanconv.io import atomic_write_bytes, atomic_write_text
 from leanconv.tables import format_table
 
-if TYPE_CHECKING:
-    from leanconv.search.shrink import ShrinkResult
+
+@dataclass
+class ShrinkResult:
+    """What :func:`shrink` chose, predicted and measured (``report.json`` holds it)."""
+
+    model: str
+    target: dict[str, Any]
+    setting: dict[str, Any]
+    plan: dict[str, str]
+    layers: list[dict[str, Any]]
+    predicted_ms: float
+    measured_ms: dict[str, float]
+    speedup: float
+    macs: dict[str, int]
+    accuracy: dict[str, float | None]
+    selection: dict[str, float]
+    checks: list[dict[str, float]]
+    pareto: list[dict[str, float]]
+    table: dict[str, Any]
+    seconds: dict[str, float]
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def prediction_error(self) -> float:
+        """The table's predicted speed-up of the chosen plan over the measured one, less 1
+        (speed-ups, not milliseconds: the table and the final measurement run minutes apart
+        on a machine whose absolute times drift)."""
+        return self.table["total_ms"] / self.predicted_ms / self.speedup - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "prediction_error": round(self.prediction_error, 4)}
 
 
 def _percent(value: float | None) -> str:

@@ -66,7 +66,7 @@ def measure_sensitivity(model: nn.Module, layers: Sequence[Layer], calibration: 
         for spec in layer.specs:
             if spec == KEEP:
                 continue
-            converted, _ = convert(model, {layer.name: spec}, input_shape=None)
+            converted, _ = convert(model, {layer.name: spec})
             fit_converted(model, converted, [layer.name], calibration[:FIT_IMAGES])
             row[spec] = max(0.0, kl_divergence(reference,
                                                _log_probs(converted, held_out, batch_size)))

@@ -1,17 +1,48 @@
-"""``leanconv eval``: test accuracy, loss and per-class accuracy of a saved model: a training
-checkpoint (``best.pt`` / ``last.pt``) or a converted model saved by ``leanconv convert``
-(e.g. a trained model converted to HetConv: ``leanconv convert runs/X/best.pt --to
-hetconv:p=4 --out het.pt``)."""
+"""Evaluation: loss, accuracy and per-class accuracy of a model on a test set
+(:func:`evaluate`, used by training, shrink and ``leanconv eval``), and of a saved model, a
+training checkpoint (``best.pt`` / ``last.pt``) or a converted model saved by ``leanconv
+convert`` (:func:`evaluate_checkpoint`, ``leanconv eval``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
+from torch import nn
+
+from leanconv._validate import check_int
+from leanconv.data import Dataset, ImageSet, prepare
 from leanconv.data.load import dataset_for_model
 from leanconv.loading import load_model, reference_kind
-from leanconv.ops._validate import check_int
-from leanconv.train.distributed import DistContext
-from leanconv.train.trainer import evaluate
+from leanconv.train.distributed import DistContext, all_reduce_sum
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: ImageSet, data: Dataset, batch_size: int,
+             context: DistContext, channels_last: bool = False) -> dict[str, Any]:
+    """Loss, accuracy and per-class accuracy of ``model`` on the whole set ``images``,
+    normalised as ``data`` says, in ``data.num_classes`` classes. Ranks take disjoint strided
+    shards (no padding, so no duplicated images bias the result) and sums are reduced."""
+    model.eval()
+    num_classes = data.num_classes
+    order = torch.arange(context.rank, len(images), context.world)
+    sums = torch.zeros(2 + 2 * num_classes, dtype=torch.float64)
+    for raw, labels in images.batches(order, batch_size):
+        x = prepare(raw, context.device, False, channels_last=channels_last, mean=data.mean,
+                    std=data.std)
+        y = labels.to(context.device)
+        out = model(x).float()
+        loss = nn.functional.cross_entropy(out, y, reduction="sum")
+        hit = out.argmax(1) == y
+        sums[0] += loss.item()
+        sums[1] += hit.sum().item()
+        sums[2:2 + num_classes] += torch.bincount(y.cpu(), minlength=num_classes).double()
+        sums[2 + num_classes:] += torch.bincount(y[hit].cpu(), minlength=num_classes).double()
+    sums = all_reduce_sum(sums.to(context.device), context).cpu()
+    count = sums[2:2 + num_classes]
+    return {"loss": (sums[0] / count.sum()).item(), "acc": (sums[1] / count.sum()).item(),
+            "per_class_acc": (sums[2 + num_classes:] / count.clamp(min=1)).tolist(),
+            "images": int(count.sum().item())}
 
 
 def evaluate_checkpoint(path: str, data: str | None = None, *, batch_size: int = 1000,

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from leanconv.adapt import adapt_model
+from leanconv.converter import convert
 from leanconv.data.dataset import Dataset
 from leanconv.loading import ModelInfo, load_model, rebuild, reference_kind
 from leanconv.models.registry import model_entry
@@ -58,15 +59,13 @@ def build_network(config: TrainConfig, data: Dataset
                   ) -> tuple[nn.Module, dict[str, Any], list[str]]:
     """``(model, built, log)``: the network ``config`` trains on ``data`` (see the module
     docstring), the record of it a checkpoint keeps, and what was adapted or converted."""
-    from leanconv.converter import convert  # the converter imports the trainer's loader
-
     model, info = _initial(config, data)
     channels, height, width = data.image_shape
     adapt, log = adapt_model(model, classes=(info.num_classes, data.num_classes),
                              chans=(info.in_chans, channels))
     plan, conv = dict(info.plan), info.conv
     if config.conv not in (None, "standard") and info.kind != "zoo":
-        model, report = convert(model, config.conv, inplace=True, input_shape=None)
+        model, report = convert(model, config.conv, inplace=True)
         plan.update({row.name: config.conv for row in report.rows if row.replaced})
         conv = config.conv
         log.append(f"converted {report.replaced} of {len(report.rows)} convs to "

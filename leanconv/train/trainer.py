@@ -21,11 +21,11 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
+from leanconv.checkpoint import load_checkpoint, save_checkpoint
 from leanconv.cost.profile import profile
-from leanconv.data import Dataset, ImageSet, load_dataset, prepare, shard_order
+from leanconv.data import Dataset, load_dataset, prepare, shard_order
 from leanconv.io import atomic_write_text
 from leanconv.tables import records_table
-from leanconv.train.checkpoint import load_checkpoint, save_checkpoint
 from leanconv.train.config import TrainConfig
 from leanconv.train.distill import distillation_loss
 from leanconv.train.distributed import (
@@ -36,6 +36,7 @@ from leanconv.train.distributed import (
     ranks_in_sync,
     shutdown,
 )
+from leanconv.train.evaluate import evaluate
 from leanconv.train.network import build_network, load_teacher
 from leanconv.train.optim import make_ema, make_optimizer, make_scheduler
 
@@ -60,34 +61,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, images: ImageSet, data: Dataset, batch_size: int,
-             context: DistContext, channels_last: bool = False) -> dict[str, Any]:
-    """Loss, accuracy and per-class accuracy of ``model`` on the whole set ``images``,
-    normalised as ``data`` says, in ``data.num_classes`` classes. Ranks take disjoint strided
-    shards (no padding, so no duplicated images bias the result) and sums are reduced."""
-    model.eval()
-    num_classes = data.num_classes
-    order = torch.arange(context.rank, len(images), context.world)
-    sums = torch.zeros(2 + 2 * num_classes, dtype=torch.float64)
-    for raw, labels in images.batches(order, batch_size):
-        x = prepare(raw, context.device, False, channels_last=channels_last, mean=data.mean,
-                    std=data.std)
-        y = labels.to(context.device)
-        out = model(x).float()
-        loss = nn.functional.cross_entropy(out, y, reduction="sum")
-        hit = out.argmax(1) == y
-        sums[0] += loss.item()
-        sums[1] += hit.sum().item()
-        sums[2:2 + num_classes] += torch.bincount(y.cpu(), minlength=num_classes).double()
-        sums[2 + num_classes:] += torch.bincount(y[hit].cpu(), minlength=num_classes).double()
-    sums = all_reduce_sum(sums.to(context.device), context).cpu()
-    count = sums[2:2 + num_classes]
-    return {"loss": (sums[0] / count.sum()).item(), "acc": (sums[1] / count.sum()).item(),
-            "per_class_acc": (sums[2 + num_classes:] / count.clamp(min=1)).tolist(),
-            "images": int(count.sum().item())}
 
 
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:

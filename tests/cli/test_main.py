@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 
@@ -88,3 +89,29 @@ def test_help_and_specs_import_only_what_they_need():
     run = subprocess.run([sys.executable, "-c", FAST_START], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1] == "[] []"
+
+
+def _help_texts() -> dict[str, str]:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {"leanconv": parser.format_help(),
+            **{f"leanconv {name}": sub.format_help() for name, sub in subparsers.choices.items()}}
+
+
+def test_every_help_is_plain_text():
+    texts = _help_texts()
+    assert len(texts) == 1 + len(COMMANDS)
+    for command, text in texts.items():
+        for markup in ("``", ":func:", ":mod:", ":class:", ":meth:", ":data:"):
+            assert markup not in text, f"{command} --help shows {markup!r}"
+
+
+def test_every_command_has_a_summary_and_a_description():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    summaries = {action.dest: action.help for action in subparsers._choices_actions}
+    for name, sub in subparsers.choices.items():
+        assert summaries[name] and len(summaries[name]) <= 120, name
+        assert sub.description and sub.description != summaries[name], name
+    # the one-liners say what the commands do today: train takes any model and data
+    assert "any model" in summaries["train"] and "image folder" in summaries["train"]

@@ -1,4 +1,3 @@
-import importlib
 import json
 
 import pytest
@@ -118,9 +117,7 @@ SENSITIVITY = {"3": {"keep": 0.0, "dwsep": 0.1, "group:g=2,shuffle=1": 0.2},
 def test_a_plan_that_misses_when_measured_is_refitted_and_replaced(monkeypatch):
     from leanconv.deploy.latency import Speedup
     from leanconv.search import correction
-
-    # the module, not the function leanconv.search exports under the same name
-    module = importlib.import_module("leanconv.search.shrink")
+    from leanconv.search import selection as module
 
     model, layers, table = _small_table({k: dict(v) for k, v in MS.items()})
     uniform = {"3": "group:g=2,shuffle=1", "6": "group:g=2,shuffle=1"}
@@ -132,7 +129,7 @@ def test_a_plan_that_misses_when_measured_is_refitted_and_replaced(monkeypatch):
         slow = any(type(m).__name__ == "DepthwiseSeparableConv2d" for m in converted.modules())
         return Speedup(1.0 if slow else 1.5, 10.0, 10.0 if slow else 6.7)
 
-    monkeypatch.setattr(module, "_measure", measure)
+    monkeypatch.setattr(module, "measure_speedup", measure)
     said = []
     _, plan, checks, _ = module.checked_plan(model, layers, table, Target("speedup", 1.4),
                                              SENSITIVITY, (2, 3, 16, 16), 1, False, said.append)
@@ -144,7 +141,7 @@ def test_a_plan_that_misses_when_measured_is_refitted_and_replaced(monkeypatch):
 
 
 def test_uniform_plans_are_chosen_without_the_cost_of_mixing():
-    from leanconv.search.shrink import select_plan
+    from leanconv.search.selection import select_plan
 
     _, layers, table = _small_table({k: dict(v) for k, v in MS.items()})
     table.mixed_ms = 2.0
@@ -165,20 +162,19 @@ def test_uniform_plans_are_chosen_without_the_cost_of_mixing():
 def test_a_calibration_plan_measured_at_the_target_is_taken_when_no_prediction_reaches_it(
         monkeypatch):
     from leanconv.deploy.latency import Speedup
-
-    module = importlib.import_module("leanconv.search.shrink")
+    from leanconv.search import selection as module
     slow = {"3": {"keep": 4.0, "dwsep": 3.9, "group:g=2,shuffle=1": 3.9},
             "6": {"keep": 4.0, "group:g=2,shuffle=1": 3.9}}
     model, layers, table = _small_table(slow)  # by its entries nothing gets near 1.4x
     uniform = {"3": "group:g=2,shuffle=1", "6": "group:g=2,shuffle=1"}
     table.calibration = {"uniform group": {"plan": uniform, "measured_speedup": 1.45}}
     target = Target("speedup", 1.4)
-    module._check_reachable(table, layers, target)  # no TargetUnreachable: it was measured
-    monkeypatch.setattr(module, "_measure", lambda *args: Speedup(1.44, 10.0, 6.9))
+    module.check_reachable(table, layers, target)  # no TargetUnreachable: it was measured
+    monkeypatch.setattr(module, "measure_speedup", lambda *args: Speedup(1.44, 10.0, 6.9))
     _, plan, checks, _ = module.checked_plan(model, layers, table, target, SENSITIVITY,
                                              (2, 3, 16, 16), 1, False, lambda _: None)
     assert plan == uniform and [c["measured_speedup"] for c in checks] == [1.44]
     assert checks[0]["from_measurements"] is True
     table.calibration = {}
     with pytest.raises(TargetUnreachable, match="unreachable"):
-        module._check_reachable(table, layers, target)
+        module.check_reachable(table, layers, target)

@@ -16,7 +16,7 @@ def test_evaluate_a_hand_made_checkpoint(tmp_path):
 
 def test_evaluate_refuses_what_does_not_fit(tmp_path):
     model, info = load_model("resnet20_cifar", num_classes=4)
-    converted, report = convert(model, "dwsep", input_shape=None)
+    converted, report = convert(model, "dwsep")
     save_converted(str(tmp_path / "c.pt"), converted, info, report)
     with pytest.raises(ValueError, match="has 4 outputs; data='synthetic' has 10 classes"):
         evaluate_checkpoint(str(tmp_path / "c.pt"), data="synthetic")

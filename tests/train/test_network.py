@@ -51,7 +51,7 @@ def test_init_with_conv_converts_and_the_record_rebuilds(tmp_path):
     assert set(built["plan"].values()) == {"hetconv:p=2"} and built["conv"] == "hetconv:p=2"
     assert "converted" in log[-1]
     path = tmp_path / "tuned.pt"
-    from leanconv.train.checkpoint import save_checkpoint
+    from leanconv.checkpoint import save_checkpoint
 
     save_checkpoint(path, {"config": TrainConfig(init=str(tmp_path / "best.pt")).to_dict(),
                            "built": built, "model": model.state_dict()})

@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
+from leanconv.checkpoint import load_checkpoint
 from leanconv.cli import main
 from leanconv.train import TrainConfig, train
-from leanconv.train.checkpoint import load_checkpoint
 from leanconv.train.evaluate import evaluate_checkpoint
 from leanconv.train.trainer import METRIC_COLUMNS
 

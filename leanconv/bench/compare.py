@@ -13,11 +13,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from leanconv._validate import check_choice, check_input_shape, check_int, check_threads
+from leanconv.converter import convert, load_with_conv
 from leanconv.cost.analytic import analytic_macs
 from leanconv.cost.profile import profile
+from leanconv.deploy.latency import folded_side_by_side
 from leanconv.loading import load_model
 from leanconv.models.registry import list_models
-from leanconv.ops._validate import check_choice, check_input_shape, check_int, check_threads
 from leanconv.ops.create_conv import create_conv
 
 DEFAULT_OP_SPECS = ("standard", "group:g=4,shuffle=1", "dwsep", "hetconv:p=4", "hetconv:p=8",
@@ -104,10 +106,6 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
     ``KEY_vs_first`` for :data:`COMPARED_KEYS` (and ``latency_ms``): the value relative to the
     first spec's (None where the first is 0).
     """
-    # the converter sits above leanconv.cost (it profiles): imported when called
-    from leanconv.converter import convert, load_with_conv
-    from leanconv.deploy.latency import folded_side_by_side
-
     owner = "compare_convs"
     specs = _check_specs(owner, specs)
     check_int(owner, "batch", batch)
@@ -121,7 +119,7 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
     if isinstance(model, nn.Module):
         if input_shape is None:
             raise ValueError(f"{owner}: input_shape is required when model is an nn.Module")
-        models = {spec: model if spec == "standard" else convert(model, spec, input_shape=None)[0]
+        models = {spec: model if spec == "standard" else convert(model, spec)[0]
                   for spec in specs}
     elif isinstance(model, str):
         in_chans = {} if input_shape is None else {"in_chans": input_shape[1]}

@@ -1,4 +1,5 @@
-"""What a benchmark ran on: every results file records it beside the numbers."""
+"""What machine this is: every benchmark result records it beside its numbers, and the
+latency table's cache is keyed by it (a measurement holds for one CPU model)."""
 
 from __future__ import annotations
 

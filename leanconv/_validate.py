@@ -1,7 +1,8 @@
-"""Argument and input validation shared by every operator.
+"""Argument and input validation: the checks every public function, operator and command of
+leanconv runs on what it is given.
 
-Every message names the owner (the class), the argument, the bad value and what would be
-valid, so that a user never has to read a traceback from deep inside torch.
+Every message names the owner (the function, class or command), the argument, the bad value
+and what would be valid, so that a user never has to read a traceback from deep inside torch.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ import pytest
 from torch import nn
 
 from leanconv import create_conv, create_model, profile
-from leanconv.cost import compare_convs, compare_ops, zoo_costs
+from leanconv.bench import compare_convs, compare_ops, zoo_costs
 from leanconv.tables import records_table
 
 

@@ -1,0 +1,240 @@
+"""``leanconv.shrink``: a trained model made faster on this machine, losing the least accuracy.
+
+1. **Layers and candidates** (:func:`leanconv.search.candidates.search_layers`).
+2. **Latency table** (:func:`leanconv.search.latency_table.measure_table`): each layer x
+   candidate timed folded on its real input at the requested batch, threads and memory
+   format, cached on disk, then calibrated in the model by measured plans
+   (:func:`leanconv.search.correction.calibrate`; latency targets only); the target is
+   checked against the fastest plan here, **before** anything is trained
+   (:class:`~leanconv.search.target.TargetUnreachable` says which target is reachable).
+3. **Sensitivity** (:func:`leanconv.search.sensitivity.measure_sensitivity`): KL divergence
+   to the original's outputs on held-out training images, one converted layer at a time.
+4. **Selection** (:mod:`leanconv.search.selection`: the knapsack of
+   :mod:`leanconv.search.knapsack`, or a uniform plan): least summed sensitivity under the
+   predicted latency (or MACs) budget, checked by measurement before training, and the
+   Pareto front of plans.
+5. **Recover and prove**: the plan is applied (``convert(model, plan, calibration=...)``),
+   fine-tuned with distillation from the original (:func:`leanconv.train.train`), and both
+   models are folded and timed side by side in one process
+   (:func:`leanconv.deploy.latency.folded_speedups`); accuracies are on the test split.
+
+The images split three ways: the first ``calib_images`` training images fit the weights,
+the next ``held_out_images`` measure sensitivity, and the test split judges accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from leanconv._validate import check_int, check_threads
+from leanconv.converter import KEEP, convert, describe_conv, save_converted
+from leanconv.cost.latency import torch_threads
+from leanconv.data.load import dataset_for_model
+from leanconv.loading import ModelInfo, load_model, reference_kind
+from leanconv.search.candidates import (
+    KXK_CANDIDATES,
+    POINTWISE_CANDIDATES,
+    Layer,
+    check_candidates,
+    search_layers,
+)
+from leanconv.search.correction import calibrate
+from leanconv.search.knapsack import Selection, pareto_front
+from leanconv.search.latency_table import LatencyTable, measure_table
+from leanconv.search.report import ShrinkResult, write_outputs
+from leanconv.search.selection import check_reachable, checked_plan, measure_speedup, plan_of
+from leanconv.search.sensitivity import measure_sensitivity
+from leanconv.search.target import Target
+from leanconv.train import TrainConfig, evaluate, train
+from leanconv.train.distributed import DistContext
+
+
+def _check_args(owner: str, model: object, out: object, batch: object, threads: object,
+                epochs: object, calib_images: object, held_out_images: object,
+                input_size: object) -> None:
+    if not isinstance(model, str | Path):
+        raise ValueError(f"{owner}: model={model!r} is invalid; expected a model reference "
+                         f"(a trained checkpoint, a zoo name, torchvision:NAME, timm:NAME)")
+    reference_kind(str(model))  # an unknown name: ValueError with close matches
+    if not isinstance(out, str | Path) or not str(out):
+        raise ValueError(f"{owner}: out={out!r} is invalid; expected the folder to write the "
+                         f"plan, model and report to")
+    check_int(owner, "batch", batch)
+    check_threads(owner, threads)
+    check_int(owner, "epochs", epochs, minimum=0)
+    check_int(owner, "calib_images", calib_images)
+    check_int(owner, "held_out_images", held_out_images)
+    if input_size is not None and not (isinstance(input_size, Sequence) and len(input_size) == 3
+                                       and all(isinstance(v, int) and v > 0 for v in input_size)):
+        raise ValueError(f"{owner}: input_size={input_size!r} is invalid; expected (C, H, W) "
+                         f"positive ints")
+
+
+def _layer_rows(layers: Sequence[Layer], table: LatencyTable, plan: dict[str, str],
+                sensitivity: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    return [{"name": layer.name, "old": describe_conv(layer.conv), "new": plan[layer.name],
+             "ms_before": round(table.ms[layer.name][KEEP], 5),
+             "ms_after": round(table.ms[layer.name][plan[layer.name]], 5),
+             "ms_after_in_model": round(table.cost(layer.name, plan[layer.name]), 5),
+             "macs_before": table.macs[layer.name][KEEP],
+             "macs_after": table.macs[layer.name][plan[layer.name]],
+             "sensitivity": round(sensitivity[layer.name][plan[layer.name]], 6),
+             "candidates": {spec: {"ms": round(table.ms[layer.name][spec], 5),
+                                   "sensitivity": round(sensitivity[layer.name][spec], 6)}
+                            for spec in layer.specs}}
+            for layer in layers]
+
+
+def _fine_tune(converted_path: Path, ref: str, out: Path, dataset: Any, epochs: int,
+               lr: float, batch_size: int, threads: int, progress: bool,
+               data_options: dict[str, Any]) -> Path:
+    """Fine-tune the converted model with distillation from ``ref`` on the images it was
+    calibrated on (the same data, size and channels)."""
+    channels, size, _ = dataset.image_shape
+    options = {"image_size": size, "in_chans": channels, **data_options}
+    config = TrainConfig(init=str(converted_path), teacher=ref, epochs=epochs, lr=lr,
+                         schedule="onecycle", batch_size=batch_size, threads=threads,
+                         out=str(out), progress=progress, data=dataset.spec, **options)
+    train(config)
+    return out / "last.pt"
+
+
+def shrink(
+    model: str,
+    *,
+    out: str,
+    speedup: float | None = None,
+    latency_ms: float | None = None,
+    macs_ratio: float | None = None,
+    data: str | None = None,
+    batch: int = 1,
+    threads: int | None = None,
+    input_size: tuple[int, int, int] | None = None,
+    channels_last: bool = False,
+    candidates: Sequence[str] = KXK_CANDIDATES,
+    pointwise_candidates: Sequence[str] = POINTWISE_CANDIDATES,
+    epochs: int = 1,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    calib_images: int = 1024,
+    held_out_images: int = 256,
+    use_cache: bool = True,
+    progress: bool | Callable[[str], None] = True,
+    **data_options: Any,
+) -> ShrinkResult:
+    """Make the trained ``model`` (a :func:`leanconv.load_model` reference) meet one target
+    (``speedup``, ``latency_ms`` or ``macs_ratio``; :class:`Target`) on this machine at
+    ``batch`` x ``input_size`` (default: the model's own), ``threads`` (default: torch's
+    current count) and memory format,
+    converting one layer at a time to the candidate that loses least (module docstring).
+
+    ``candidates``: the specs KxK convs may take; ``pointwise_candidates``: 1x1 convs'
+    (``keep`` is always one). ``data`` (default: what the model was trained on) and
+    ``data_options`` (:func:`leanconv.data.load_dataset`'s) give the images; ``epochs`` of
+    fine-tuning with distillation from ``model`` at ``lr`` (0: none). Writes ``out/plan.json``,
+    ``out/model.pt`` (what :func:`leanconv.load_model` loads), ``out/report.md``,
+    ``out/report.json`` and ``out/pareto.png``. Raises :class:`TargetUnreachable` before any
+    training when no plan meets the target."""
+    owner = "shrink"
+    target = Target.from_args(speedup, latency_ms, macs_ratio)
+    _check_args(owner, model, out, batch, threads, epochs, calib_images, held_out_images,
+                input_size)
+    kxk = check_candidates(owner, "candidates", candidates)
+    pointwise = check_candidates(owner, "pointwise_candidates", pointwise_candidates)
+    threads = threads or torch.get_num_threads()
+    say = progress if callable(progress) else (print if progress else (lambda _: None))
+    ref, out_dir, seconds = str(model), Path(out), {}
+    start = time.perf_counter()
+    original, info = load_model(ref)
+    original.eval()
+    dataset = dataset_for_model(info, data, **data_options)
+    shape = (batch, *(input_size or info.input_shape(1)[1:]))
+    with torch_threads(threads):
+        layers = search_layers(original, shape, kxk, pointwise)
+        if not layers:
+            raise ValueError(f"{owner}: {ref!r} has no layer these candidates can replace "
+                             f"(ungrouped convs other than the stem)")
+        table = measure_table(original, layers, shape, threads=threads,
+                              channels_last=channels_last, use_cache=use_cache)
+        if target.kind != "macs_ratio":
+            calibrate(table, original, layers, shape, threads=threads,
+                      channels_last=channels_last)
+        seconds["table"] = round(table.seconds, 2)
+        say(table.describe())
+        check_reachable(table, layers, target)
+        images = dataset.model_inputs(calib_images + held_out_images)
+        calibration, held_out = images[:calib_images], images[calib_images:]
+        sensitivity, seconds["sensitivity"] = measure_sensitivity(
+            original, layers, calibration, held_out, progress=say)
+        start_checks = time.perf_counter()
+        selection, plan, checks, options = checked_plan(
+            original, layers, table, target, sensitivity, shape, threads, channels_last, say)
+        seconds["checks"] = round(time.perf_counter() - start_checks, 2)
+        result = _recover(ref, original, info, dataset, plan, calibration, out_dir, epochs,
+                          lr, batch_size, threads, say, data_options, seconds)
+        measured = measure_speedup(original, result["model"], shape, threads, channels_last)
+    seconds["total"] = round(time.perf_counter() - start, 2)
+    front = pareto_front(options)
+    predict = table.predict_macs if target.kind == "macs_ratio" else table.predict
+    shrunk = ShrinkResult(
+        model=ref, target={"kind": target.kind, "value": target.value,
+                           "budget": target.budget(table)},
+        setting={"input_shape": list(shape), "threads": threads,
+                 "channels_last": channels_last, "data": dataset.spec,
+                 "calib_images": calib_images, "held_out_images": held_out_images,
+                 "epochs": epochs, "lr": lr, "candidates": list(kxk),
+                 "pointwise_candidates": list(pointwise)},
+        plan=plan, layers=_layer_rows(layers, table, plan, sensitivity),
+        predicted_ms=table.predict(plan),
+        measured_ms={"original": measured.reference_ms, "shrunk": measured.ms},
+        speedup=measured.speedup,
+        macs={"original": table.total_macs, "shrunk": table.predict_macs(plan)},
+        accuracy={"original": _accuracy(original, dataset), **result["accuracy"]},
+        selection=_selection_info(selection), checks=checks,
+        pareto=[{"cost": predict(plan_of(layers, s)), "loss": s.loss} for s in front],
+        table={"entries": table.entries, "measured": table.measured,
+               "reused": table.reused, "cache": table.cache, "total_ms": table.total_ms,
+               "rest_ms": table.rest_ms, "correction": table.correction,
+               "mixed_ms": table.mixed_ms, "calibration": table.calibration},
+        seconds=seconds)
+    shrunk.files = write_outputs(shrunk, out_dir, result["model_file"])
+    return shrunk
+
+
+def _selection_info(selection: Selection) -> dict[str, float]:
+    return {"loss": selection.loss, "lower_bound": selection.lower_bound,
+            "gap": selection.loss - selection.lower_bound}
+
+
+def _accuracy(model: nn.Module, dataset: Any) -> float:
+    return evaluate(model, dataset.test, dataset, 1000, DistContext())["acc"]
+
+
+def _recover(ref: str, original: nn.Module, info: ModelInfo, dataset: Any,
+             plan: dict[str, str], calibration: torch.Tensor, out_dir: Path, epochs: int,
+             lr: float, batch_size: int, threads: int, say: Callable[[str], None],
+             data_options: dict[str, Any], seconds: dict[str, float]) -> dict[str, Any]:
+    """Apply ``plan`` with calibration, save it, fine-tune it with distillation."""
+    start = time.perf_counter()
+    converted, report = convert(original, plan, calibration=calibration)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    converted_path = out_dir / "converted.pt"
+    save_converted(str(converted_path), converted, info, report)
+    seconds["calibration"] = round(time.perf_counter() - start, 2)
+    accuracy = {"calibrated": _accuracy(converted, dataset), "fine_tuned": None}
+    say(f"plan applied and calibrated: test accuracy {accuracy['calibrated']:.4f}")
+    model_file = converted_path
+    if epochs:
+        start = time.perf_counter()
+        model_file = _fine_tune(converted_path, ref, out_dir / "finetune", dataset, epochs, lr,
+                                batch_size, threads, say is print, data_options)
+        seconds["fine_tune"] = round(time.perf_counter() - start, 2)
+        converted, _ = load_model(str(model_file))
+        accuracy["fine_tuned"] = _accuracy(converted, dataset)
+    return {"model": converted.eval(), "model_file": model_file, "accuracy": accuracy}
