@@ -1,5 +1,6 @@
-"""The README's image-folder example ("Make your own model cheaper"), run as written: the
-folder written by examples/make_shapes.py, then every leanconv command of the block."""
+"""The documented image-folder example (docs/convert.md, "Make your own model cheaper"), run as
+written: the folder written by examples/make_shapes.py, then every leanconv command of the
+block. The block is found by its marker wherever the documentation puts it."""
 
 import shlex
 from pathlib import Path
@@ -13,10 +14,12 @@ MARKER = "<!-- tested: tests/test_readme_example.py -->"
 
 
 def readme_commands() -> list[list[str]]:
-    """The command lines of the fenced block after MARKER in README.md."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert text.count(MARKER) == 1, "README.md must hold the example marker once"
-    block = text.split(MARKER)[1].split("```")[1]
+    """The command lines of the fenced block after MARKER in README.md or docs/."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    marked = [text for text in (p.read_text(encoding="utf-8") for p in pages) if MARKER in text]
+    assert len(marked) == 1 and marked[0].count(MARKER) == 1, \
+        "README.md and docs/ must hold the example marker once"
+    block = marked[0].split(MARKER)[1].split("```")[1]
     lines = block.splitlines()[1:]  # past the fence's language tag
     return [words for words in (shlex.split(line, comments=True) for line in lines) if words]
 
