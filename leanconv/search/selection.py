@@ -27,8 +27,9 @@ CHECKS = 4  # plans measured before training, at most
 TOLERANCE = 0.02  # a plan may measure this much below the target speed-up
 
 
-def plan_options(table: LatencyTable, layers: Sequence[Layer], target: Target,
+def _options(table: LatencyTable, layers: Sequence[Layer], target: Target,
              sensitivity: dict[str, dict[str, float]] | None) -> list[list[tuple[float, float]]]:
+    """Per layer, per candidate: (cost in the model, ms or MACs; sensitivity, or 0 without)."""
     macs = target.kind == "macs_ratio"
     return [[(float(table.macs[layer.name][spec]) if macs else table.cost(layer.name, spec),
               sensitivity[layer.name][spec] if sensitivity else 0.0) for spec in layer.specs]
@@ -80,7 +81,7 @@ def _selection(options: list[list[tuple[float, float]]], indices: tuple[int, ...
 def check_reachable(table: LatencyTable, layers: Sequence[Layer], target: Target) -> None:
     """TargetUnreachable when even the cheapest plan (each layer's cheapest candidate, or
     the cheapest uniform plan) misses the target."""
-    options = plan_options(table, layers, target, None)
+    options = _options(table, layers, target, None)
     if select_plan(table, layers, options, target, target.budget(table)) is not None:
         return
     if target.kind != "macs_ratio" and _measured_plan(
@@ -107,16 +108,17 @@ def check_reachable(table: LatencyTable, layers: Sequence[Layer], target: Target
 
 
 def plan_of(layers: Sequence[Layer], selection: Selection) -> dict[str, str]:
-    return {layer.name: layer.specs[j] for layer, j in zip(layers, selection.indices,
-                                                           strict=True)}
+    """``{layer name: spec}`` of the knapsack's ``selection`` over ``layers``."""
+    return {layer.name: layer.specs[j]
+            for layer, j in zip(layers, selection.indices, strict=True)}
 
 
 def checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTable,
-                  target: Target, sensitivity: dict[str, dict[str, float]],
-                  shape: tuple[int, ...], threads: int, channels_last: bool,
-                  say: Callable[[str], None]
-                  ) -> tuple[Selection, dict[str, str], list[dict[str, float]],
-                             list[list[tuple[float, float]]]]:
+                 target: Target, sensitivity: dict[str, dict[str, float]],
+                 shape: tuple[int, ...], threads: int, channels_last: bool,
+                 say: Callable[[str], None]
+                 ) -> tuple[Selection, dict[str, str], list[dict[str, float]],
+                            list[list[tuple[float, float]]]]:
     """The selected plan, measured before anything is trained (:data:`CHECKS` at most), and
     the options it was selected from.
 
@@ -133,7 +135,7 @@ def checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTab
     checks: list[dict[str, float]] = []
     budget = target.budget(table)
     for _ in range(CHECKS):
-        options = plan_options(table, layers, target, sensitivity)
+        options = _options(table, layers, target, sensitivity)
         selection = select_plan(table, layers, options, target, budget)
         known = _measured_plan(table, layers, options, table.total_ms / target.budget(table),
                                selection)
@@ -198,8 +200,8 @@ def _unreached(target: Target, table: LatencyTable, checks: list[dict[str, float
         f"measured). Nothing was trained.")
 
 
-def measure_speedup(original: nn.Module, shrunk: nn.Module, shape: tuple[int, ...], threads: int,
-             channels_last: bool) -> Speedup:
+def measure_speedup(original: nn.Module, shrunk: nn.Module, shape: tuple[int, ...],
+                    threads: int, channels_last: bool) -> Speedup:
     """Both models folded and timed side by side, taking turns in millisecond blocks: the
     speed-up is the median of the paired per-round ratios."""
     return folded_speedups(original, {"shrunk": shrunk}, shape, threads=threads,

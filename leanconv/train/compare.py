@@ -22,6 +22,7 @@ import torch
 from leanconv.cost.profile import profile
 from leanconv.deploy.latency import folded_side_by_side
 from leanconv.io import atomic_write_text
+from leanconv.machine import machine_info
 from leanconv.tables import format_table, records_table
 from leanconv.train.config import TrainConfig
 from leanconv.train.network import build_network
@@ -91,7 +92,8 @@ def compare(base: TrainConfig, convs: list[str], seeds: list[int], out: Path) ->
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.csv", records_table(rows, COLUMNS, "csv") + "\n")
     atomic_write_text(out / "results.json", json.dumps(
-        {"model": base.model, "config": base.to_dict(), "seeds": seeds, "rows": rows}, indent=2))
+        {"model": base.model, "config": base.to_dict(), "seeds": seeds,
+         "machine": machine_info(threads, base.device), "rows": rows}, indent=2))
     atomic_write_text(out / "results.md", markdown_table(rows) + "\n")
     title = f"{base.model} on {base.data} ({len(seeds)} seed(s))"
     accuracy_plot(rows, "macs_analytic", "analytic MACs per image", out / "acc_vs_macs.png",

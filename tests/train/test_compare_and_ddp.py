@@ -28,6 +28,7 @@ def test_compare_writes_results_and_plots(tmp_path, capsys):
     assert "| standard |" in printed and "| hetconv:p=2 |" in printed
     results = json.loads((out / "results.json").read_text())
     rows = {r["conv"]: r for r in results["rows"]}
+    assert results["machine"]["threads"] == 1 and results["machine"]["cpu"]
     assert rows["hetconv:p=2"]["macs_analytic"] < rows["standard"]["macs_analytic"]
     assert all(r["seeds"] == 2 and r["latency_b32_ms"] > 0 for r in rows.values())
     for name in ("acc_vs_macs.png", "acc_vs_latency.png"):
