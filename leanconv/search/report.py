@@ -15,7 +15,7 @@ from leanconv.tables import format_table
 
 @dataclass
 class ShrinkResult:
-    """What :func:`shrink` chose, predicted and measured (``report.json`` holds it)."""
+    """What :func:`leanconv.shrink` chose, predicted and measured (``report.json`` holds it)."""
 
     model: str
     target: dict[str, Any]
