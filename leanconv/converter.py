@@ -4,8 +4,13 @@ package attribute of its name, which would hide the ``leanconv.convert`` functio
 
 Default policy (:class:`ConversionPolicy`): every ``nn.Conv2d`` with a kernel larger than
 1x1 and ``groups == 1`` is a candidate; the stem (the first ``nn.Conv2d`` in registration
-order, which sees the image) and 1x1 and grouped/depthwise convs are kept; ``include`` /
-``exclude`` filter module names by glob; ``min_channels`` keeps narrow layers. A candidate
+order, which sees the image) and 1x1 and grouped/depthwise convs are kept (``pointwise``:
+1x1 convs are candidates too, for an operator that takes them, e.g.
+``group:g=2,shuffle=1``); ``include`` / ``exclude`` filter module names by glob;
+``min_channels`` keeps narrow layers. With an input (``input_shape``, or the calibration
+images'), a conv that never runs in the forward (GoogLeNet's auxiliary heads in eval mode)
+is kept, with that reason. A conversion that replaces nothing says why, in one line
+(:meth:`ConversionReport.nothing_replaced`, also warned). A candidate
 the operator cannot take (channels not divisible by p, an asymmetric kernel, a padding mode
 other than zeros) is kept and reported with the reason. ``to='standard'`` converts leanconv
 operators that have an exact dense equivalent (HetConv, group conv, depthwise-separable
@@ -38,7 +43,9 @@ import copy
 import difflib
 import fnmatch
 import json
+import re
 import time
+import warnings
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -70,6 +77,7 @@ class ConversionPolicy:
     exclude: tuple[str, ...] = ()
     min_channels: int = 1
     keep_stem: bool = True
+    pointwise: bool = False
 
     def __post_init__(self) -> None:
         for name in ("include", "exclude"):
@@ -91,7 +99,7 @@ class ConversionPolicy:
         if is_stem and self.keep_stem:
             return "stem (first conv on the image)"
         if isinstance(conv, nn.Conv2d):
-            if conv.kernel_size == (1, 1):
+            if conv.kernel_size == (1, 1) and not (self.pointwise and conv.groups == 1):
                 return "1x1 conv"
             if conv.groups != 1:
                 return f"grouped/depthwise conv (groups={conv.groups})"
@@ -134,6 +142,35 @@ class ConversionReport:
         return {"to": self.to, "replaced": self.replaced, "totals": self.totals,
                 "rows": [asdict(row) for row in self.rows]}
 
+    def kept(self) -> Counter[str]:
+        """The layers kept, counted by the kind of reason (its words before a parenthesis or
+        a semicolon: ``'grouped/depthwise conv (groups=32)'`` counts as ``'grouped/depthwise
+        conv'``)."""
+        return Counter(re.split(r" \(|;", row.reason)[0] for row in self.rows
+                       if not row.replaced)
+
+    def nothing_replaced(self) -> str | None:
+        """None when a layer was replaced; else, in one line, that nothing was, why (the
+        reasons the layers were kept, counted) and what could apply."""
+        if self.replaced:
+            return None
+        if self.to == "standard":
+            return ("nothing replaced: the model has no leanconv operator with a dense "
+                    "equivalent to turn back into nn.Conv2d")
+        if not self.rows:
+            return (f"nothing replaced: the model has no nn.Conv2d "
+                    f"{'the plan names' if self.to == PLAN else 'at all'}")
+        reasons = self.kept()
+        counted = ", ".join(f"{n} {kind}" for kind, n in reasons.most_common(4))
+        more = f", {len(reasons) - 4} other reasons" if len(reasons) > 4 else ""
+        hint = ""
+        if reasons.get("1x1 conv"):
+            hint = ("; 1x1 convs can become grouped convs with a channel shuffle "
+                    "(--pointwise --to group:g=2,shuffle=1; pointwise=True in the API), or "
+                    "leanconv shrink chooses per layer (--pointwise-candidates)")
+        return (f"nothing replaced with {self.to!r}: all {len(self.rows)} convs were kept "
+                f"({counted}{more}){hint}")
+
     def table(self) -> str:
         """A text table, one row per candidate, then the totals."""
         def mega(v: int | None) -> str:
@@ -156,6 +193,8 @@ class ConversionReport:
             what = f"with {self.to!r}"
         lines.append(f"{self.replaced} of {len(self.rows)} layers replaced {what}; "
                      f"params {t['params_before']:,} -> {t['params_after']:,}")
+        if self.nothing_replaced():
+            lines.append(self.nothing_replaced())
         calibration = t.get("calibration")
         if calibration is not None:
             head = calibration["classifier"]
@@ -287,10 +326,13 @@ def convert(
     it, every other layer is kept; a plan is explicit, so the policy's rules (stem, 1x1,
     grouped) do not apply and policy arguments are refused.
 
-    ``policy_kwargs`` (``include``, ``exclude``, ``min_channels``, ``keep_stem``) build the
-    policy when ``policy`` is None. ``input_shape`` (N, C, H, W): profile the model before and
-    after on it and fill the report's MAC columns and cost totals (None, the default: the
-    report counts parameters only; profiling costs a forward on meta tensors of each model).
+    ``policy_kwargs`` (``include``, ``exclude``, ``min_channels``, ``keep_stem``,
+    ``pointwise``) build the policy when ``policy`` is None. ``input_shape`` (N, C, H, W):
+    profile the model before and after on it and fill the report's MAC columns and cost
+    totals (None, the default: the report counts parameters only; profiling costs a forward
+    on meta tensors of each model); with it (or ``calibration``), convs that never run in the
+    forward are kept. A conversion that replaces nothing warns
+    (:meth:`ConversionReport.nothing_replaced`).
     ``calibration``: images (N, C, H, W) to fit the inherited weights on
     (:func:`leanconv.calibration.fit_converted` with ``batchnorm=True``, the classifier
     included), ``calib_samples`` output positions sampled per layer; needs
@@ -319,8 +361,9 @@ def convert(
             policy = ConversionPolicy(**policy_kwargs)
         except TypeError as error:
             raise ValueError(f"convert: {error}; policy keywords: include, exclude, "
-                             f"min_channels, keep_stem") from None
-    before = None if input_shape is None else _profile_original(model, input_shape)
+                             f"min_channels, keep_stem, pointwise") from None
+    probe = input_shape or (None if calibration is None else (1, *calibration.shape[1:]))
+    before = None if probe is None else _profile_original(model, probe, input_shape is None)
     total_before = sum(p.numel() for p in model.parameters())  # before an in-place change
     # the fit needs the original layers' outputs: keep a copy when converting in place
     reference = copy.deepcopy(model) if inplace and calibration is not None else model
@@ -341,6 +384,8 @@ def convert(
         report.rows.append(row)
         reason = None if plan is not None else policy.reason_to_keep(
             name, conv, conv is stem and to != "standard")
+        if reason is None and before is not None and not before.ran(name):
+            reason = "never runs in the forward (in eval mode)"
         if reason is None:
             try:
                 new = create_conv_like(spec, conv)
@@ -362,8 +407,12 @@ def convert(
     if calibration is not None:
         calibrated = _calibrate(reference, target, report, calibration, calib_samples)
     after = None if input_shape is None else profile(target, input_shape)
-    _fill_costs(report, before, after, total_before, target, input_shape)
+    _fill_costs(report, before if input_shape else None, after, total_before, target,
+                input_shape)
     report.totals["calibration"] = calibrated
+    nothing = report.nothing_replaced()
+    if nothing:
+        warnings.warn(f"convert: {nothing}", stacklevel=2)
     return target, report
 
 
@@ -409,10 +458,16 @@ def _calibrate(original: nn.Module, target: nn.Module, report: ConversionReport,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
-def _profile_original(model: nn.Module, input_shape: tuple[int, ...]) -> Profile:
+def _profile_original(model: nn.Module, input_shape: tuple[int, ...], from_images: bool
+                      ) -> Profile:
+    """The model profiled on ``input_shape`` (given, or ``from_images``: the calibration
+    images')."""
     try:
         return profile(model, input_shape)
     except ValueError as error:
+        if from_images:
+            raise ValueError(f"convert: the calibration images, {tuple(input_shape[1:])} "
+                             f"each, do not fit the model ({error})") from None
         raise ValueError(f"convert: input_shape={input_shape} does not fit the model; give the "
                          f"input it takes (N, C, H, W), or None for no cost columns ({error})"
                          ) from None
@@ -430,8 +485,9 @@ def _fill_costs(report: ConversionReport, before: Profile | None, after: Profile
         report.totals["macs_analytic_before"] = None
         return
     for row in report.rows:
-        row.macs_before = before.module(row.name)["macs_analytic"]
-        row.macs_after = after.module(row.name)["macs_analytic"]
+        if before.ran(row.name):  # a layer that never runs costs nothing
+            row.macs_before = before.module(row.name)["macs_analytic"]
+            row.macs_after = after.module(row.name)["macs_analytic"]
     for key in ("macs_analytic", "macs_executed", "memory_access"):
         report.totals[f"{key}_before"] = before.totals[key]
         report.totals[f"{key}_after"] = after.totals[key]

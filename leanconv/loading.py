@@ -30,7 +30,7 @@ from torch import nn
 from leanconv._validate import check_int
 from leanconv.adapt import apply_adaptation
 from leanconv.checkpoint import FORMAT as CHECKPOINT_FORMAT
-from leanconv.io import safe_torch_load
+from leanconv.io import describe_payload, safe_torch_load
 from leanconv.models.registry import create_model, list_models, model_entry
 from leanconv.ops.create_conv import create_conv_like
 
@@ -225,7 +225,8 @@ def _timm(name: str, kwargs: dict[str, Any]) -> nn.Module:
 
 
 def _load_file(path: str) -> tuple[nn.Module, ModelInfo]:
-    payload = safe_torch_load(path, "load_model: file")
+    payload = safe_torch_load(path, "load_model: file", valid="leanconv loads training "
+                              "checkpoints and `leanconv convert --out` files")
     kind = payload.get("format") if isinstance(payload, dict) else None
     if kind == CHECKPOINT_FORMAT:
         return _load_checkpoint(path, payload)
@@ -235,7 +236,7 @@ def _load_file(path: str) -> tuple[nn.Module, ModelInfo]:
         raise ValueError(f"load_model: {path!r} was written by an older `leanconv convert` "
                          f"(format {kind!r}); re-run `leanconv convert ... --out {path}` to "
                          f"write format {CONVERTED_FORMAT!r}")
-    found = f"format {kind!r}" if kind else f"a {type(payload).__name__} without a format tag"
+    found = f"format {kind!r}" if kind else describe_payload(payload)
     raise ValueError(f"load_model: {path!r} is not a leanconv file: expected a training "
                      f"checkpoint (format {CHECKPOINT_FORMAT!r}) or a `leanconv convert --out` "
                      f"file (format {CONVERTED_FORMAT!r}), found {found}")

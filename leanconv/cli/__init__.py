@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -24,8 +25,13 @@ from leanconv.errors import ExportError
 
 # One module per command: ``add_parser(subparsers)`` declares its arguments and sets
 # ``func=run``; ``run(args) -> str`` does the work (its heavy imports inside) and returns
-# what to print. A ValueError or ExportError is the user's error: one line on stderr, exit 2.
+# what to print. A ValueError or ExportError is the user's error, and an OSError (a file that
+# cannot be read or written) too: one line on stderr, exit 2.
 COMMANDS = (ops, models, cost, convert, shrink, train, eval, compare, export, bench, specs)
+# What each command writes: {command: {flag: "file" or "folder"}}, checked before it runs
+OUTPUTS = {"convert": {"--out": "file"}, "export": {"--onnx": "file"}, "cost": {"--out": "file"},
+           "shrink": {"--out": "folder"}, "train": {"--out": "folder"},
+           "compare": {"--out": "folder"}, "bench": {"--out": "file"}}
 DESCRIPTION = ("Efficient convolution operators for PyTorch, and the tools to make a trained "
                "CNN cheaper on this machine: convert, shrink, train, measure and export.")
 EPILOG = ("MODEL is everywhere what leanconv.load_model takes: a zoo name (leanconv models "
@@ -51,8 +57,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # what `train --nproc` forwards to torchrun
     try:
+        check_outputs(args)
         print(args.func(args))
     except (ValueError, ExportError) as error:
         print(f"leanconv {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"leanconv {args.command}: error: {os_error_line(error)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """ValueError, before any work, when an output path given to the command of ``args``
+    (:data:`OUTPUTS`) cannot be written (:func:`leanconv.io.check_writable`)."""
+    given = {flag: getattr(args, flag[2:].replace("-", "_"), None)
+             for flag in OUTPUTS.get(args.command, {})}
+    if not any(value is not None for value in given.values()):
+        return
+    from leanconv.io import check_writable  # imports torch: only for a command with outputs
+
+    for flag, value in given.items():
+        if value is not None:
+            check_writable(value, folder=OUTPUTS[args.command][flag] == "folder",
+                           argument=flag)
+
+
+def os_error_line(error: OSError) -> str:
+    """``error`` on one line: the file it concerns and the system's reason."""
+    if error.filename is None:
+        return f"cannot read or write: {error}"
+    paths = " -> ".join(repr(os.fsdecode(name)) for name in (error.filename, error.filename2)
+                        if name is not None)
+    return f"cannot read or write {paths}: {error.strerror or error}"

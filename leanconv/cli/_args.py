@@ -37,6 +37,28 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help=MODEL_HELP)
 
 
+def add_build_options(parser: argparse.ArgumentParser, in_chans: bool = True) -> None:
+    """``--num-classes`` (and ``--in-chans``): what a model built from a name (zoo,
+    torchvision:, timm:) is built with; a saved model is checked against them."""
+    parser.add_argument("--num-classes", type=positive_int,
+                        help="outputs of a model built from a name (default: its own, 1000 "
+                             "for torchvision/timm)")
+    if in_chans:
+        parser.add_argument("--in-chans", type=positive_int,
+                            help="input channels of a model built from a name (default: its "
+                                 "own); the images follow the model's channels")
+
+
+def build_options(args: argparse.Namespace) -> dict[str, int]:
+    """``{num_classes, in_chans}`` as given to :func:`add_build_options`' flags, ``in_chans``
+    else from ``--input``'s channels (:func:`add_input_argument`), for :func:`load_model`."""
+    options = {name: getattr(args, name) for name in ("num_classes", "in_chans")
+               if getattr(args, name, None) is not None}
+    if "in_chans" not in options and getattr(args, "input", None):
+        options["in_chans"] = args.input[0]
+    return options
+
+
 def add_input_argument(parser: argparse.ArgumentParser, purpose: str) -> None:
     """``--input CxHxW``, defaulting to the input the model was built or trained for."""
     parser.add_argument("--input", type=input_size,
@@ -69,7 +91,8 @@ def positive_float(text: str) -> float:
 
 DATA_FLAGS = {  # flag: (keyword of leanconv.data.load_dataset and TrainConfig, type, help)
     "--data": ("data", str, "fashion-mnist (default), imagefolder:DIR (DIR/train/<class>/*, "
-               "DIR/val/<class>/*, or class folders split by --val-split) or synthetic"),
+               "DIR/val/<class>/*, or class folders split by --val-split), images:DIR (every "
+               "image under DIR, no labels: for distillation and calibration) or synthetic"),
     "--data-dir": ("data_dir", str, "folder with the Fashion-MNIST *-ubyte.gz files"),
     "--image-size": ("image_size", positive_int, "resize images to SxS (default: an image "
                      "folder's most common size; Fashion-MNIST's 28)"),
@@ -105,11 +128,14 @@ def add_data_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
     add_flags(parser, DATA_FLAGS, DATA_SWITCHES, skip)
 
 
-def given_options(args: argparse.Namespace, flags: dict[str, tuple], switches: dict[str, str]
-                  ) -> dict[str, Any]:
-    """``{field: value}`` of the ``flags`` and ``switches`` given on the command line."""
+def given_options(args: argparse.Namespace, flags: dict[str, tuple], switches: dict[str, str],
+                  skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``{field: value}`` of the ``flags`` and ``switches`` (all but ``skip``, as
+    :func:`add_flags` declared them) given on the command line."""
     values = {}
     for flag, (field, *_) in flags.items():
+        if flag in skip:
+            continue
         value = getattr(args, flag[2:].replace("-", "_"), None)
         if value is not None:
             values[field] = value

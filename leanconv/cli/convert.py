@@ -5,14 +5,17 @@ print what changed, optionally save the result for :func:`leanconv.load_model`."
 from __future__ import annotations
 
 import argparse
+import warnings
 from typing import Any
 
 from leanconv.cli._args import (
     DATA_FLAGS,
     DATA_SWITCHES,
+    add_build_options,
     add_data_options,
     add_input_argument,
     add_model_argument,
+    build_options,
     given_options,
     positive_int,
 )
@@ -28,6 +31,7 @@ def add_parser(subparsers: Any) -> None:
                     "prints one row per layer with its parameters and MACs, and saves the result "
                     "for leanconv.load_model with --out.")
     add_model_argument(parser)
+    add_build_options(parser)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--to", help="conv spec, e.g. hetconv:p=4 or standard")
     target.add_argument("--plan", metavar="FILE", help="a JSON plan, {layer name or glob: "
@@ -37,14 +41,18 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--exclude", nargs="+", metavar="GLOB")
     parser.add_argument("--min-channels", type=positive_int)
     parser.add_argument("--convert-stem", action="store_true", help="also convert the stem")
+    parser.add_argument("--pointwise", action="store_true",
+                        help="1x1 convs are candidates too (for an operator that takes them, "
+                             "e.g. group:g=2,shuffle=1)")
     add_input_argument(parser, "for the MAC columns")
     parser.add_argument("--calibrate", metavar="DATA", help="fit the new layers' weights on "
-                        "these images (fashion-mnist, imagefolder:DIR, synthetic: its training "
-                        "split, at the model's input size, normalised as it was trained), then "
-                        "re-estimate BatchNorm statistics; default: data-free inheritance")
+                        "these images, labels unused (fashion-mnist, imagefolder:DIR, "
+                        "images:DIR (any images, no labels), synthetic: the training split, at "
+                        "the model's input size and channels, normalised as it was trained), "
+                        "then re-estimate BatchNorm statistics; default: data-free inheritance")
     parser.add_argument("--calib-images", type=positive_int, default=1024,
                         help="calibration images (default 1024)")
-    add_data_options(parser, skip=("--data",))
+    add_data_options(parser, skip=("--data", "--in-chans"))
     parser.add_argument("--out", help="save the converted model here (leanconv.load_model "
                         "rebuilds it)")
     parser.set_defaults(func=run)
@@ -56,7 +64,8 @@ def run(args: argparse.Namespace) -> str:
 
     policy_flags = [flag for flag, given in (
         ("--include", args.include), ("--exclude", args.exclude),
-        ("--min-channels", args.min_channels), ("--convert-stem", args.convert_stem)) if given]
+        ("--min-channels", args.min_channels), ("--convert-stem", args.convert_stem),
+        ("--pointwise", args.pointwise)) if given]
     if args.plan:
         if policy_flags:
             raise ValueError(f"{' '.join(policy_flags)} select layers for --to; a --plan "
@@ -65,18 +74,25 @@ def run(args: argparse.Namespace) -> str:
     else:
         to = args.to
         policy = ConversionPolicy(tuple(args.include or ("*",)), tuple(args.exclude or ()),
-                                  args.min_channels or 1, keep_stem=not args.convert_stem)
-    model, info = load_model(args.model)
+                                  args.min_channels or 1, keep_stem=not args.convert_stem,
+                                  pointwise=args.pointwise)
+    model, info = load_model(args.model, **build_options(args))
     shape = (1, *args.input) if args.input else info.input_shape(1)
     calibration = None
     if args.calibrate:
         from leanconv.data.load import dataset_for_model
 
-        options = given_options(args, DATA_FLAGS, DATA_SWITCHES)
-        data = dataset_for_model(info, args.calibrate, **options)
+        options = given_options(args, DATA_FLAGS, DATA_SWITCHES, skip=("--in-chans",))
+        if args.input and "image_size" not in options:  # calibrate at the input converted for
+            options["image_size"] = args.input[1]
+        data = dataset_for_model(info, args.calibrate, need_labels=False, **options)
         calibration = data.model_inputs(args.calib_images)
-    converted, report = convert(model, to, policy=policy, input_shape=shape, inplace=True,
-                                calibration=calibration)
+    with warnings.catch_warnings():  # said below, as the command's error
+        warnings.filterwarnings("ignore", message="convert: nothing replaced")
+        converted, report = convert(model, to, policy=policy, input_shape=shape, inplace=True,
+                                    calibration=calibration)
+    if report.nothing_replaced():
+        raise ValueError(f"{report.nothing_replaced()}; nothing written")
     text = report.table()
     if args.out:
         save_converted(args.out, converted, info, report)

@@ -7,7 +7,13 @@ import argparse
 import json
 from typing import Any
 
-from leanconv.cli._args import add_input_argument, add_model_argument, positive_int
+from leanconv.cli._args import (
+    add_build_options,
+    add_input_argument,
+    add_model_argument,
+    build_options,
+    positive_int,
+)
 
 FORMATS = ("table", "csv", "json", "md")
 
@@ -19,6 +25,7 @@ def add_parser(subparsers: Any) -> None:
                     "per layer, with measured latency of the folded model (--latency); or one "
                     "row per conv spec (--compare SPEC ...) with ratios to the first.")
     add_model_argument(parser)
+    add_build_options(parser, in_chans=False)
     parser.add_argument("--conv", help="conv spec for the spatial convs (zoo: as "
                         "create_model(conv=); any other model: converted)")
     parser.add_argument("--compare", nargs="+", metavar="SPEC",
@@ -40,6 +47,9 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> str:
     if args.conv and args.compare:
         raise ValueError("give either --conv or --compare, not both")
+    if args.num_classes and args.compare:
+        raise ValueError(f"--num-classes {args.num_classes} applies to one model's profile; "
+                         f"--compare builds each model as it is")
     text = _compare(args) if args.compare else _profile(args)
     if args.out:
         from leanconv.io import atomic_write_text
@@ -53,8 +63,7 @@ def _profile(args: argparse.Namespace) -> str:
     from leanconv.converter import load_with_conv
     from leanconv.cost.profile import profile
 
-    in_chans = {"in_chans": args.input[0]} if args.input else {}
-    model, info = load_with_conv(args.model, args.conv, **in_chans)
+    model, info = load_with_conv(args.model, args.conv, **build_options(args))
     shape = (args.batch, *args.input) if args.input else info.input_shape(args.batch)
     note = ""
     if args.latency:

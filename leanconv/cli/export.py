@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from leanconv.cli._args import add_input_argument, add_model_argument, positive_int
+from leanconv.cli._args import (
+    add_build_options,
+    add_input_argument,
+    add_model_argument,
+    build_options,
+    positive_int,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -17,6 +23,7 @@ def add_parser(subparsers: Any) -> None:
                     "export it to ONNX and write the file only when onnxruntime's output "
                     "matches PyTorch's.")
     add_model_argument(parser)
+    add_build_options(parser, in_chans=False)
     parser.add_argument("--conv", help="conv spec for the spatial convs (torchvision/timm: "
                         "converted), e.g. hetconv:p=4")
     parser.add_argument("--checkpoint", help="weights: a training checkpoint of MODEL or a "
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> str:
             raise ValueError(f"--checkpoint {args.checkpoint!r} holds {info.model!r}, not "
                              f"{args.model!r}")
     else:
-        model, info = load_with_conv(args.model, args.conv)
+        model, info = load_with_conv(args.model, args.conv, **build_options(args))
     shape = (args.batch, *args.input) if args.input else info.input_shape(args.batch)
     result = export_onnx(model, args.onnx, shape, opset=args.opset or DEFAULT_OPSET,
                          dynamic_batch=args.dynamic_batch, fold_first=not args.no_fold,

@@ -10,8 +10,10 @@ from typing import Any
 from leanconv.cli._args import (
     DATA_FLAGS,
     DATA_SWITCHES,
+    add_build_options,
     add_data_options,
     add_model_argument,
+    build_options,
     fraction,
     given_options,
     input_size,
@@ -36,8 +38,12 @@ def add_parser(subparsers: Any) -> None:
                     "sensitivity on your images; the plan is checked by measurement before "
                     "training, then fitted, fine-tuned with distillation from MODEL and measured "
                     "side by side with it. Writes plan.json, model.pt, report.md, report.json "
-                    "and pareto.png into --out.")
+                    "and pareto.png into --out. Labels are needed for accuracy only: on images "
+                    "that are not labelled with MODEL's classes (images:DIR, synthetic) the "
+                    "fine-tuning is distillation alone and the report gives agreement with "
+                    "MODEL instead.")
     add_model_argument(parser)
+    add_build_options(parser)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--speedup", type=float, help="measured speed-up to reach, > 1 "
                         "(1.5: 1.5x faster than the original, both folded)")
@@ -73,7 +79,7 @@ def add_parser(subparsers: Any) -> None:
                              "(default 256)")
     parser.add_argument("--no-cache", action="store_true",
                         help="measure every latency entry again (the cache is still written)")
-    add_data_options(parser)
+    add_data_options(parser, skip=("--in-chans",))
     parser.add_argument("--out", required=True, help="folder for plan.json, model.pt, "
                         "report.md, report.json and pareto.png")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -84,7 +90,7 @@ def run(args: argparse.Namespace) -> str:
     from leanconv.search.pipeline import shrink
     from leanconv.search.report import markdown
 
-    options = given_options(args, DATA_FLAGS, DATA_SWITCHES)
+    options = given_options(args, DATA_FLAGS, DATA_SWITCHES, skip=("--in-chans",))
     data = options.pop("data", None)
     for name in ("candidates", "pointwise_candidates"):
         if getattr(args, name) is not None:
@@ -95,5 +101,5 @@ def run(args: argparse.Namespace) -> str:
                     channels_last=args.channels_last, epochs=args.epochs,
                     lr=args.lr, batch_size=args.batch_size, calib_images=args.calib_images,
                     held_out_images=args.held_out_images, use_cache=not args.no_cache,
-                    progress=not args.quiet, **options)
+                    progress=not args.quiet, **build_options(args), **options)
     return markdown(result) + f"\nwrote {', '.join(result.files.values())}"

@@ -51,6 +51,11 @@ class Profile:
         """Ops without a cost formula (their FLOPs are not counted), with their counts."""
         return dict(self._by_name[""]["unknown_ops"])
 
+    def ran(self, name: str) -> bool:
+        """Whether module ``name`` ran in the profiled forward (an auxiliary head that only
+        runs in training mode, say, did not)."""
+        return name in self._by_name
+
     def module(self, name: str) -> dict[str, Any]:
         """The subtree record of module ``name``."""
         if name not in self._by_name:

@@ -122,7 +122,8 @@ def conform(images: torch.Tensor, in_chans: int | None, size: int | None) -> tor
 class Dataset:
     """A training and a test split, class names, and the normalisation (per-channel
     ``mean`` and ``std`` of the training images, 0-1 scale). ``spec``: how it was asked for
-    (``fashion-mnist``, ``imagefolder:DIR``, ``synthetic``); ``skipped``: unreadable images
+    (``fashion-mnist``, ``imagefolder:DIR``, ``images:DIR``, ``synthetic``); ``classes`` is
+    empty for unlabeled images (``images:DIR``: every label 0); ``skipped``: unreadable images
     left out (``--skip-bad-images``); ``note``: how it was read (cache, streaming)."""
 
     train: ImageSet
@@ -141,7 +142,13 @@ class Dataset:
 
     @property
     def num_classes(self) -> int:
+        """The number of classes; 0 for unlabeled images (``images:DIR``)."""
         return len(self.classes)
+
+    @property
+    def labeled(self) -> bool:
+        """Whether the images have class labels (not ``images:DIR``)."""
+        return bool(self.classes)
 
     def subset(self, n: int | None) -> Dataset:
         """The first ``n`` training images (the test set is kept whole)."""

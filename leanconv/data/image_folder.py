@@ -92,10 +92,10 @@ def _class_folders(folder: Path) -> list[str]:
         return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
 
 
-def _class_images(root: Path, folder: Path) -> list[str]:
+def _class_images(root: Path, folder: Path, what: str = "class folder") -> list[str]:
     """Sorted paths (relative to ``root``, '/'-separated) of the images under ``folder``,
     recursively, symlinks followed (each real folder once), hidden files and folders left out;
-    ValueError naming the folder when it holds none."""
+    ValueError naming the folder (as ``what``) when it holds none."""
     found, others, seen = [], [], set()
     skip = len(os.fspath(root).rstrip(os.sep)) + 1  # dirpath[skip:]: relative to root
     for dirpath, dirnames, filenames in os.walk(os.fspath(folder), followlinks=True):
@@ -108,13 +108,13 @@ def _class_images(root: Path, folder: Path) -> list[str]:
         rel = dirpath[skip:].replace(os.sep, "/")
         for name in filenames:
             if _is_image(name):
-                found.append(f"{rel}/{name}")
+                found.append(f"{rel}/{name}" if rel else name)
             elif not name.startswith("."):
                 others.append(name)
     if not found:
-        what = (f"found {len(others)} other file(s): {', '.join(sorted(others)[:3])}"
-                f"{', ...' if len(others) > 3 else ''}" if others else "it is empty")
-        raise ValueError(f"class folder {str(folder)!r} has no images ({what}); accepted "
+        seen_else = (f"found {len(others)} other file(s): {', '.join(sorted(others)[:3])}"
+                     f"{', ...' if len(others) > 3 else ''}" if others else "it is empty")
+        raise ValueError(f"{what} {str(folder)!r} has no images ({seen_else}); accepted "
                          f"extensions (any case): {' '.join(IMAGE_EXTENSIONS)}")
     return sorted(found)
 
@@ -165,9 +165,15 @@ def _spread_order(labels: Sequence[int], num_classes: int) -> list[int]:
     return torch.sort(keys, stable=True).indices.tolist()
 
 
-def scan_image_folder(root: str | os.PathLike[str], val_split: float = 0.1) -> FolderListing:
+def scan_image_folder(root: str | os.PathLike[str], val_split: float = 0.1, *,
+                      labeled: bool = True) -> FolderListing:
     """The :class:`FolderListing` of ``root``, validated (ValueError saying what was found
     and what is expected).
+
+    ``labeled=False``: every image under ``root`` (recursively, whatever its folder), no
+    classes (``classes == ()``, every label 0), split as one class is (layout
+    ``"unlabeled"``): images for what needs no labels (calibration, sensitivity,
+    distillation).
 
     ``root/train`` and ``root/val`` both present: those are the splits, their sub-folders
     the classes (val's a subset of train's). Otherwise the sub-folders of ``root`` are the
@@ -184,6 +190,12 @@ def scan_image_folder(root: str | os.PathLike[str], val_split: float = 0.1) -> F
     if not path.is_dir():
         raise ValueError(f"image folder {str(path)!r} is a file, not a folder; expected a "
                          f"folder laid out as {LAYOUTS}")
+    if not labeled:
+        files = _class_images(path, path, "image folder")
+        train_files, test_files = _split_class("(unlabeled)", files, val_split)
+        train_files = [train_files[i] for i in _spread_order([0] * len(train_files), 1)]
+        return FolderListing(path, "unlabeled", (), tuple(train_files), (0,) * len(train_files),
+                             tuple(test_files), (0,) * len(test_files))
     train_dir, val_dir = path / "train", path / "val"
     if train_dir.is_dir() != val_dir.is_dir():
         have, lack = ("train", "val") if train_dir.is_dir() else ("val", "train")
@@ -482,8 +494,11 @@ def _skipped_note(names: Sequence[str]) -> str:
 def load_image_folder(root: str | os.PathLike[str], *, image_size: int | None = None,
                       in_chans: int | None = None, val_split: float = 0.1,
                       cache_mb: float = 4096, skip_bad_images: bool = False,
-                      workers: int | None = None, progress: bool = False) -> Dataset:
-    """The image folder at ``root`` as a :class:`Dataset` (``spec="imagefolder:ROOT"``).
+                      workers: int | None = None, progress: bool = False,
+                      labeled: bool = True) -> Dataset:
+    """The image folder at ``root`` as a :class:`Dataset` (``spec="imagefolder:ROOT"``; with
+    ``labeled=False``, ``"images:ROOT"``: every image under it, no classes, see
+    :func:`scan_image_folder`).
 
     Layout and split: :func:`scan_image_folder` (``val_split`` applies to a folder of class
     folders; ``0 < val_split < 1``). Class names are the sorted folder names, labels their
@@ -514,11 +529,11 @@ def load_image_folder(root: str | os.PathLike[str], *, image_size: int | None = 
     """
     _check_args(image_size, in_chans, val_split, cache_mb, workers)
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    listing = scan_image_folder(root, val_split)
+    listing = scan_image_folder(root, val_split, labeled=labeled)
     path = listing.root
     absolute = [os.path.join(path, rel) for rel in listing.files]
     size, chans = default_settings(absolute, image_size, in_chans)
-    spec = f"imagefolder:{root}"
+    spec = f"{'imagefolder' if labeled else 'images'}:{root}"
     train_labels = torch.tensor(listing.train_labels, dtype=torch.int64)
     test_labels = torch.tensor(listing.test_labels, dtype=torch.int64)
     n_train = len(listing.train)

@@ -19,8 +19,9 @@ Entries are cached in ``$XDG_CACHE_HOME/leanconv/latency/<key>.json`` (``~/.cach
 ``XDG_CACHE_HOME`` is unset): one file per machine and setting (:func:`cache_key`: CPU
 model, core count, torch version, threads, batch, memory format), holding entries by layer
 signature (:func:`signature`: the conv's geometry, the input shape and the candidate spec),
-so a second run, or another model with the same layer shapes, reuses them. A file that is
-unreadable or records another key is ignored and rewritten (atomically).
+so a second run, or another model with the same layer shapes, reuses them. A file that
+records another key is ignored and rewritten (atomically); one that is corrupt too, after a
+warning that names it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,18 +74,32 @@ def signature(conv: nn.Conv2d, input_shape: Sequence[int], spec: str) -> str:
 
 
 def read_cache(path: Path, key: Mapping[str, Any]) -> dict[str, float]:
-    """The entries cached at ``path`` for ``key``; empty when there are none, the file is
-    unreadable, or it records another key."""
+    """The entries cached at ``path`` for ``key``; empty when there is no file, it records
+    another key (another machine or setting), or it is corrupt, which a warning naming the
+    file reports (the entries are measured again and the file rewritten)."""
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {}
-    if not isinstance(payload, dict) or payload.get("key") != dict(key):
+    except (OSError, ValueError) as error:  # unreadable, truncated, not UTF-8 or not JSON
+        _report_corrupt(path, f"{type(error).__name__}: {error}")
+        return {}
+    if not isinstance(payload, dict) or not isinstance(payload.get("key"), dict):
+        _report_corrupt(path, "it holds no key")
+        return {}
+    if payload["key"] != dict(key):
         return {}
     entries = payload.get("entries")
     if not isinstance(entries, dict):
+        _report_corrupt(path, f"its entries are {type(entries).__name__}, not a dict")
         return {}
     return {k: float(v) for k, v in entries.items() if isinstance(v, int | float) and v > 0}
+
+
+def _report_corrupt(path: Path, reason: str) -> None:
+    """Warn that the latency cache file ``path`` cannot be used, and why (one line)."""
+    warnings.warn(f"latency cache {str(path)!r} is corrupt ({reason.splitlines()[0][:200]}); "
+                  f"measuring its entries again and rewriting it", stacklevel=3)
 
 
 @dataclass

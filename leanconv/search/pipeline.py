@@ -19,7 +19,11 @@
    (:func:`leanconv.deploy.latency.folded_speedups`); accuracies are on the test split.
 
 The images split three ways: the first ``calib_images`` training images fit the weights,
-the next ``held_out_images`` measure sensitivity, and the test split judges accuracy.
+the next ``held_out_images`` measure sensitivity, and the test split judges accuracy. Only
+accuracy needs labels: on images whose labels are not the model's classes (``images:DIR``,
+another set of classes, ``synthetic`` for a 1000-class model), the fine-tuning is
+distillation alone and the test split judges the shrunk model's agreement with the original
+(top-1 share and KL divergence) instead.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ import torch
 from torch import nn
 
 from leanconv._validate import check_int, check_threads
-from leanconv.converter import KEEP, convert, describe_conv, save_converted
+from leanconv.converter import KEEP, ConversionReport, convert, describe_conv, save_converted
 from leanconv.cost.latency import torch_threads
-from leanconv.data.load import dataset_for_model
+from leanconv.data.load import dataset_for_model, labels_apply
 from leanconv.loading import ModelInfo, load_model, reference_kind
 from leanconv.search.candidates import (
     KXK_CANDIDATES,
@@ -53,6 +57,7 @@ from leanconv.search.sensitivity import measure_sensitivity
 from leanconv.search.target import Target
 from leanconv.train import TrainConfig, evaluate, train
 from leanconv.train.distributed import DistContext
+from leanconv.train.evaluate import evaluate_agreement
 
 
 def _check_args(owner: str, model: object, out: object, batch: object, threads: object,
@@ -91,16 +96,18 @@ def _layer_rows(layers: Sequence[Layer], table: LatencyTable, plan: dict[str, st
             for layer in layers]
 
 
-def _fine_tune(converted_path: Path, ref: str, out: Path, dataset: Any, epochs: int,
-               lr: float, batch_size: int, threads: int, progress: bool,
+def _fine_tune(converted_path: Path, teacher: str, out: Path, dataset: Any, epochs: int,
+               lr: float, batch_size: int, threads: int, progress: bool, label_free: bool,
                data_options: dict[str, Any]) -> Path:
-    """Fine-tune the converted model with distillation from ``ref`` on the images it was
-    calibrated on (the same data, size and channels)."""
+    """Fine-tune the converted model with distillation from ``teacher`` (a file) on the
+    images it was calibrated on (the same data, size and channels); distillation alone when
+    ``label_free``."""
     channels, size, _ = dataset.image_shape
     options = {"image_size": size, "in_chans": channels, **data_options}
-    config = TrainConfig(init=str(converted_path), teacher=ref, epochs=epochs, lr=lr,
+    config = TrainConfig(init=str(converted_path), teacher=teacher, epochs=epochs, lr=lr,
                          schedule="onecycle", batch_size=batch_size, threads=threads,
-                         out=str(out), progress=progress, data=dataset.spec, **options)
+                         out=str(out), progress=progress, data=dataset.spec,
+                         distill_weight=1.0 if label_free else None, **options)
     train(config)
     return out / "last.pt"
 
@@ -126,6 +133,8 @@ def shrink(
     held_out_images: int = 256,
     use_cache: bool = True,
     progress: bool | Callable[[str], None] = True,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
     **data_options: Any,
 ) -> ShrinkResult:
     """Make the trained ``model`` (a :func:`leanconv.load_model` reference) meet one target
@@ -136,8 +145,11 @@ def shrink(
 
     ``candidates``: the specs KxK convs may take; ``pointwise_candidates``: 1x1 convs'
     (``keep`` is always one). ``data`` (default: what the model was trained on) and
-    ``data_options`` (:func:`leanconv.data.load_dataset`'s) give the images; ``epochs`` of
-    fine-tuning with distillation from ``model`` at ``lr`` (0: none). Writes ``out/plan.json``,
+    ``data_options`` (:func:`leanconv.data.load_dataset`'s) give the images (any the model
+    takes: labels are needed for accuracy only, module docstring); ``epochs`` of
+    fine-tuning with distillation from ``model`` at ``lr`` (0: none). ``num_classes`` and
+    ``in_chans``: for a model built from a name, its outputs and input channels (the images
+    follow the model's channels). Writes ``out/plan.json``,
     ``out/model.pt`` (what :func:`leanconv.load_model` loads), ``out/report.md``,
     ``out/report.json`` and ``out/pareto.png``. Raises :class:`TargetUnreachable` before any
     training when no plan meets the target."""
@@ -151,9 +163,15 @@ def shrink(
     say = progress if callable(progress) else (print if progress else (lambda _: None))
     ref, out_dir, seconds = str(model), Path(out), {}
     start = time.perf_counter()
-    original, info = load_model(ref)
+    original, info = load_model(ref, num_classes=num_classes, in_chans=in_chans)
     original.eval()
-    dataset = dataset_for_model(info, data, **data_options)
+    if input_size is not None and input_size[1] == input_size[2]:  # images at that size
+        data_options.setdefault("image_size", input_size[1])
+    dataset = dataset_for_model(info, data, need_labels=False, **data_options)
+    no_accuracy = labels_apply(info, dataset)
+    if no_accuracy:
+        say(f"no accuracy: {no_accuracy}; the shrunk model is judged by its agreement with "
+            f"the original, and fine-tuned by distillation alone")
     shape = (batch, *(input_size or info.input_shape(1)[1:]))
     with torch_threads(threads):
         layers = search_layers(original, shape, kxk, pointwise)
@@ -177,7 +195,7 @@ def shrink(
             original, layers, table, target, sensitivity, shape, threads, channels_last, say)
         seconds["checks"] = round(time.perf_counter() - start_checks, 2)
         result = _recover(ref, original, info, dataset, plan, calibration, out_dir, epochs,
-                          lr, batch_size, threads, say, data_options, seconds)
+                          lr, batch_size, threads, say, data_options, seconds, no_accuracy)
         measured = measure_speedup(original, result["model"], shape, threads, channels_last)
     seconds["total"] = round(time.perf_counter() - start, 2)
     front = pareto_front(options)
@@ -195,14 +213,15 @@ def shrink(
         measured_ms={"original": measured.reference_ms, "shrunk": measured.ms},
         speedup=measured.speedup,
         macs={"original": table.total_macs, "shrunk": table.predict_macs(plan)},
-        accuracy={"original": _accuracy(original, dataset), **result["accuracy"]},
+        accuracy={"original": None if no_accuracy else _accuracy(original, dataset),
+                  **result["accuracy"]},
         selection=_selection_info(selection), checks=checks,
         pareto=[{"cost": predict(plan_of(layers, s)), "loss": s.loss} for s in front],
         table={"entries": table.entries, "measured": table.measured,
                "reused": table.reused, "cache": table.cache, "total_ms": table.total_ms,
                "rest_ms": table.rest_ms, "correction": table.correction,
                "mixed_ms": table.mixed_ms, "calibration": table.calibration},
-        seconds=seconds)
+        seconds=seconds, no_accuracy=no_accuracy, agreement=result["agreement"])
     shrunk.files = write_outputs(shrunk, out_dir, result["model_file"])
     return shrunk
 
@@ -216,10 +235,37 @@ def _accuracy(model: nn.Module, dataset: Any) -> float:
     return evaluate(model, dataset.test, dataset, 1000, DistContext())["acc"]
 
 
+def _judge(model: nn.Module, original: nn.Module, dataset: Any, no_accuracy: str | None,
+           stage: str, say: Callable[[str], None]) -> tuple[float | None, dict[str, Any] | None]:
+    """``(accuracy, agreement)`` of ``model`` on the test split, one of them None: the
+    accuracy where the labels are the model's classes, else its agreement with
+    ``original``; said in one line."""
+    if no_accuracy is None:
+        accuracy = _accuracy(model, dataset)
+        say(f"{stage}: test accuracy {accuracy:.4f}")
+        return accuracy, None
+    agreement = evaluate_agreement(model, original, dataset.test, dataset, 1000, DistContext())
+    say(f"{stage}: top-1 agreement with the original {agreement['agreement']:.4f}, KL "
+        f"{agreement['kl']:.4f} (test split)")
+    return None, agreement
+
+
+def _teacher_file(ref: str, original: nn.Module, info: ModelInfo, out_dir: Path) -> str:
+    """The original as a file to distil from: ``ref`` itself when it is one, else the model
+    built from the name saved as ``out_dir/original.pt`` (building the name again would
+    give other random weights)."""
+    if info.kind in ("checkpoint", "converted"):
+        return ref
+    path = out_dir / "original.pt"
+    save_converted(str(path), original, info, ConversionReport("standard"))
+    return str(path)
+
+
 def _recover(ref: str, original: nn.Module, info: ModelInfo, dataset: Any,
              plan: dict[str, str], calibration: torch.Tensor, out_dir: Path, epochs: int,
              lr: float, batch_size: int, threads: int, say: Callable[[str], None],
-             data_options: dict[str, Any], seconds: dict[str, float]) -> dict[str, Any]:
+             data_options: dict[str, Any], seconds: dict[str, float], no_accuracy: str | None
+             ) -> dict[str, Any]:
     """Apply ``plan`` with calibration, save it, fine-tune it with distillation."""
     start = time.perf_counter()
     converted, report = convert(original, plan, calibration=calibration)
@@ -227,14 +273,20 @@ def _recover(ref: str, original: nn.Module, info: ModelInfo, dataset: Any,
     converted_path = out_dir / "converted.pt"
     save_converted(str(converted_path), converted, info, report)
     seconds["calibration"] = round(time.perf_counter() - start, 2)
-    accuracy = {"calibrated": _accuracy(converted, dataset), "fine_tuned": None}
-    say(f"plan applied and calibrated: test accuracy {accuracy['calibrated']:.4f}")
+    calibrated = _judge(converted, original, dataset, no_accuracy, "plan applied and "
+                        "calibrated", say)
+    accuracy = {"calibrated": calibrated[0], "fine_tuned": None}
+    agreement = {"calibrated": calibrated[1], "fine_tuned": None}
     model_file = converted_path
     if epochs:
         start = time.perf_counter()
-        model_file = _fine_tune(converted_path, ref, out_dir / "finetune", dataset, epochs, lr,
-                                batch_size, threads, say is print, data_options)
+        teacher = _teacher_file(ref, original, info, out_dir)
+        model_file = _fine_tune(converted_path, teacher, out_dir / "finetune", dataset, epochs,
+                                lr, batch_size, threads, say is print, no_accuracy is not None,
+                                data_options)
         seconds["fine_tune"] = round(time.perf_counter() - start, 2)
         converted, _ = load_model(str(model_file))
-        accuracy["fine_tuned"] = _accuracy(converted, dataset)
-    return {"model": converted.eval(), "model_file": model_file, "accuracy": accuracy}
+        accuracy["fine_tuned"], agreement["fine_tuned"] = _judge(
+            converted, original, dataset, no_accuracy, "fine-tuned", say)
+    return {"model": converted.eval(), "model_file": model_file, "accuracy": accuracy,
+            "agreement": agreement if no_accuracy else {}}

@@ -33,6 +33,11 @@ class ShrinkResult:
     table: dict[str, Any]
     seconds: dict[str, float]
     files: dict[str, str] = field(default_factory=dict)
+    # where the data's labels are not the model's classes: why (``no_accuracy``), and the
+    # shrunk model's agreement with the original instead ({"calibrated"/"fine_tuned":
+    # {"agreement": top-1 share, "kl": mean KL, "images": n}}), the accuracies all None
+    no_accuracy: str | None = None
+    agreement: dict[str, dict[str, float] | None] = field(default_factory=dict)
 
     @property
     def prediction_error(self) -> float:
@@ -47,6 +52,23 @@ class ShrinkResult:
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _quality_rows(result: ShrinkResult) -> list[list[str]]:
+    """Test accuracy, or where the labels are not the model's classes, agreement with the
+    original (top-1 share and KL divergence on the test split)."""
+    acc = result.accuracy
+    if result.no_accuracy is None:
+        return [["test accuracy", _percent(acc["original"]), _percent(acc["fine_tuned"])],
+                ["test accuracy before fine-tuning (calibrated)", "",
+                 _percent(acc["calibrated"])]]
+    calibrated, tuned = result.agreement.get("calibrated"), result.agreement.get("fine_tuned")
+    return [["top-1 agreement with the original (test split)", "100.00%",
+             _percent(tuned and tuned["agreement"])],
+            ["KL divergence from the original (test split)", "0",
+             "-" if tuned is None else f"{tuned['kl']:.4f}"],
+            ["agreement before fine-tuning (calibrated): top-1, KL", "",
+             f"{_percent(calibrated['agreement'])}, {calibrated['kl']:.4f}"]]
 
 
 def _calibration(result: ShrinkResult) -> list[str]:
@@ -83,7 +105,7 @@ def _checks(result: ShrinkResult) -> list[str]:
 
 def markdown(result: ShrinkResult) -> str:
     """The report as Markdown: the outcome, then one row per layer."""
-    setting, measured, acc = result.setting, result.measured_ms, result.accuracy
+    setting, measured = result.setting, result.measured_ms
     target = result.target
     kind = {"speedup": "speed-up", "latency_ms": "latency (ms)", "macs_ratio": "MACs share"}
     replaced = sum(row["new"] != "keep" for row in result.layers)
@@ -105,10 +127,12 @@ def markdown(result: ShrinkResult) -> str:
             ["speed-up predicted by the latency table", "1.00x",
              f"{predicted:.2f}x ({100 * (predicted / result.speedup - 1):+.1f}%)"],
             ["MACs", f"{result.macs['original']:,}", f"{result.macs['shrunk']:,}"],
-            ["test accuracy", _percent(acc["original"]), _percent(acc["fine_tuned"])],
-            ["test accuracy before fine-tuning (calibrated)", "", _percent(acc["calibrated"])],
+            *_quality_rows(result),
         ], "md"),
         "",
+        *([] if result.no_accuracy is None else
+          [f"No accuracy: {result.no_accuracy}; the shrunk model is judged by how closely it "
+           f"follows the original instead.", ""]),
         f"{replaced} of {len(result.layers)} layers replaced. Summed sensitivity (KL) "
         f"{result.selection['loss']:.4f}; no plan within the budget is below "
         f"{result.selection['lower_bound']:.4f}. Latency table: {result.table['entries']} "

@@ -1,5 +1,7 @@
 """Evaluation: loss, accuracy and per-class accuracy of a model on a test set
-(:func:`evaluate`, used by training, shrink and ``leanconv eval``), and of a saved model, a
+(:func:`evaluate`, used by training, shrink and ``leanconv eval``); agreement with a reference
+model where the images have no labels of the model's classes (:func:`evaluate_agreement`);
+and evaluation of a saved model, a
 training checkpoint (``best.pt`` / ``last.pt``) or a converted model saved by ``leanconv
 convert`` (:func:`evaluate_checkpoint`, ``leanconv eval``)."""
 
@@ -43,6 +45,32 @@ def evaluate(model: nn.Module, images: ImageSet, data: Dataset, batch_size: int,
     return {"loss": (sums[0] / count.sum()).item(), "acc": (sums[1] / count.sum()).item(),
             "per_class_acc": (sums[2 + num_classes:] / count.clamp(min=1)).tolist(),
             "images": int(count.sum().item())}
+
+
+@torch.no_grad()
+def evaluate_agreement(model: nn.Module, reference: nn.Module, images: ImageSet, data: Dataset,
+                       batch_size: int, context: DistContext, channels_last: bool = False
+                       ) -> dict[str, Any]:
+    """How closely ``model`` follows ``reference`` on the whole set ``images`` (normalised as
+    ``data`` says), labels unused: ``agreement``, the share of images on which both predict
+    the same class (top-1), and ``kl``, the mean KL(p_reference || p_model) of their softmax
+    outputs. Ranks take disjoint strided shards and sums are reduced, as :func:`evaluate`."""
+    model.eval()
+    reference.eval()
+    order = torch.arange(context.rank, len(images), context.world)
+    sums = torch.zeros(3, dtype=torch.float64)
+    for raw, _ in images.batches(order, batch_size):
+        x = prepare(raw, context.device, False, channels_last=channels_last, mean=data.mean,
+                    std=data.std)
+        out = nn.functional.log_softmax(model(x).float(), dim=1)
+        ref = nn.functional.log_softmax(reference(x).float(), dim=1)
+        kl = nn.functional.kl_div(out, ref, reduction="sum", log_target=True)
+        sums += torch.tensor([(out.argmax(1) == ref.argmax(1)).sum().item(), kl.item(),
+                              len(x)], dtype=torch.float64)
+    sums = all_reduce_sum(sums.to(context.device), context).cpu()
+    count = max(sums[2].item(), 1.0)
+    return {"agreement": sums[0].item() / count, "kl": sums[1].item() / count,
+            "images": int(sums[2].item())}
 
 
 def evaluate_checkpoint(path: str, data: str | None = None, *, batch_size: int = 1000,

@@ -2,7 +2,13 @@
 data by :mod:`leanconv.train.network`), one operator, Fashion-MNIST, an image folder or
 synthetic data, optionally from a file's weights (``init``) and distilled from a teacher
 (:mod:`leanconv.train.distill`); single process or DDP; metrics.csv, config.json,
-summary.json, last.pt / best.pt in the run folder."""
+summary.json, last.pt / best.pt in the run folder.
+
+A label-free run (distillation alone from a teacher whose classes the data's labels are not,
+:func:`leanconv.train.network.load_teacher`) uses no labels: its loss is the distillation
+term, and it is scored by top-1 agreement with the teacher and the KL divergence from it
+(:func:`leanconv.train.evaluate.evaluate_agreement`) where a labelled run has accuracy
+(:data:`LABEL_FREE_COLUMNS`)."""
 
 from __future__ import annotations
 
@@ -36,12 +42,14 @@ from leanconv.train.distributed import (
     ranks_in_sync,
     shutdown,
 )
-from leanconv.train.evaluate import evaluate
+from leanconv.train.evaluate import evaluate, evaluate_agreement
 from leanconv.train.network import build_network, load_teacher
 from leanconv.train.optim import make_ema, make_optimizer, make_scheduler
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
                   "images_per_s", "seconds")
+LABEL_FREE_COLUMNS = ("epoch", "lr", "train_loss", "train_agreement", "test_kl",
+                      "test_agreement", "images_per_s", "seconds")
 EpochHook = Callable[[int, dict[str, Any]], None]
 
 
@@ -63,8 +71,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    atomic_write_text(path, records_table(rows, METRIC_COLUMNS, "csv") + "\n")
+def _write_metrics(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    atomic_write_text(path, records_table(rows, columns, "csv") + "\n")
 
 
 def train(config: TrainConfig, on_epoch_end: EpochHook | None = None) -> dict[str, Any]:
@@ -101,9 +109,10 @@ class _Run:
     loss_fn: nn.Module
     amp_dtype: torch.dtype  # autocast's dtype when ``config.amp``
     teacher: nn.Module | None = None  # distilled from (eval mode, no gradients)
-    teacher_acc: float | None = None  # its test accuracy
+    teacher_acc: float | None = None  # its test accuracy (None in a label-free run)
+    label_free: str | None = None  # why the run uses no labels (None: it does)
     start_epoch: int = 0
-    best_acc: float = -1.0
+    best_acc: float = -1.0  # best test score: accuracy, or agreement when label-free
     rows: list[dict[str, Any]] = field(default_factory=list)  # metrics, one row per epoch
     elapsed: float = 0.0  # training seconds of the epochs in ``rows``
 
@@ -111,6 +120,24 @@ class _Run:
     def evaluated(self) -> nn.Module:
         """The model that is tested: the EMA average when there is one."""
         return self.ema.module if self.ema is not None else self.model
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The metrics' columns: accuracy, or agreement with the teacher when label-free."""
+        return LABEL_FREE_COLUMNS if self.label_free else METRIC_COLUMNS
+
+    def test(self) -> dict[str, Any]:
+        """The test split's result: :func:`evaluate` (accuracy), or in a label-free run
+        :func:`evaluate_agreement` with the teacher; ``score`` is either's headline."""
+        config, data = self.config, self.data
+        if self.label_free:
+            result = evaluate_agreement(self.evaluated, self.teacher, data.test, data,
+                                        config.eval_batch_size, self.context,
+                                        config.channels_last)
+            return {**result, "score": result["agreement"]}
+        result = evaluate(self.evaluated, data.test, data, config.eval_batch_size, self.context,
+                          config.channels_last)
+        return {**result, "score": result["acc"]}
 
 
 def _train(config: TrainConfig, context: DistContext, on_epoch_end: EpochHook | None
@@ -131,8 +158,7 @@ def _train(config: TrainConfig, context: DistContext, on_epoch_end: EpochHook | 
         if stopped:
             break
     if final is None:  # no epoch left to run (a resumed, finished run): evaluate once
-        final = evaluate(run.evaluated, run.data.test, run.data, config.eval_batch_size,
-                         context, config.channels_last)
+        final = run.test()
     return _summary(run, final, stopped)
 
 
@@ -151,7 +177,9 @@ def _set_up(config: TrainConfig, context: DistContext) -> _Run:
                          f"same --out folder")
     data = load_data(config, progress=config.progress and context.is_main)
     device = context.device
-    model, built, log = build_network(config, data)
+    teacher, teacher_info, label_free = load_teacher(config, data, device)
+    model, built, log = build_network(
+        config, data, teacher_info.num_classes if label_free else None)
     model = model.to(device)
     if context.is_main and config.progress:
         for line in log:
@@ -170,16 +198,18 @@ def _set_up(config: TrainConfig, context: DistContext) -> _Run:
     steps = shard_size // config.batch_size
     optimizer = make_optimizer(model, config)
     use_cuda_amp = config.amp and device.startswith("cuda")
-    teacher = load_teacher(config, data, device)
-    teacher_acc = None if teacher is None else evaluate(
+    teacher_acc = None if teacher is None or label_free else evaluate(
         teacher, data.test, data, config.eval_batch_size, context, config.channels_last)["acc"]
+    if label_free and context.is_main and config.progress:
+        print(f"label-free: {label_free}; learning from the teacher's outputs alone, scored "
+              f"by agreement with it", flush=True)
     return _Run(config, context, out, data, model, built, log, net, optimizer,
                 scheduler=make_scheduler(optimizer, config, steps),
                 ema=make_ema(model, config.ema_decay) if config.ema else None,
                 scaler=torch.amp.GradScaler("cuda", enabled=use_cuda_amp),
                 loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
                 amp_dtype=torch.float16 if use_cuda_amp else torch.bfloat16,
-                teacher=teacher, teacher_acc=teacher_acc)
+                teacher=teacher, teacher_acc=teacher_acc, label_free=label_free)
 
 
 def _resume(run: _Run) -> None:
@@ -224,12 +254,15 @@ def _train_epoch(run: _Run, epoch: int, deadline: float | None
         y = labels.to(device)
         with torch.autocast(device.split(":")[0], enabled=config.amp, dtype=run.amp_dtype):
             logits = run.net(x)
-            loss = run.loss_fn(logits.float(), y)
+            # a label-free run has no hard term (its labels are no classes of the model)
+            loss = logits.new_zeros(()) if run.label_free else run.loss_fn(logits.float(), y)
             if run.teacher is not None:
                 with torch.no_grad():
                     taught = run.teacher(x).float()
                 loss = distillation_loss(logits.float(), taught, loss, config.distill,
                                          config.distill_temperature)
+                if run.label_free:  # the hits below: agreement with the teacher
+                    y = taught.argmax(1)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.step(run.optimizer)
@@ -261,28 +294,36 @@ def _end_epoch(run: _Run, epoch: int, sums: torch.Tensor, seconds: float
     the checkpoint (main rank), update the best accuracy; returns the row and the test
     result."""
     config, context = run.config, run.context
-    test = evaluate(run.evaluated, run.data.test, run.data, config.eval_batch_size, context,
-                    config.channels_last)
+    test = run.test()
     run.elapsed += seconds
+    train_loss, train_hits = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
+    if run.label_free:
+        scores = {"train_agreement": train_hits, "test_kl": test["kl"],
+                  "test_agreement": test["agreement"]}
+        said = (f"agreement with the teacher {train_hits:.4f} | test KL {test['kl']:.4f} "
+                f"agreement {test['agreement']:.4f}")
+    else:
+        scores = {"train_acc": train_hits, "test_loss": test["loss"], "test_acc": test["acc"]}
+        said = (f"acc {train_hits:.4f} | test loss {test['loss']:.4f} acc "
+                f"{test['acc']:.4f}")
     row = {"epoch": epoch, "lr": run.optimizer.param_groups[0]["lr"],
-           "train_loss": (sums[0] / sums[2]).item(), "train_acc": (sums[1] / sums[2]).item(),
-           "test_loss": test["loss"], "test_acc": test["acc"],
+           "train_loss": train_loss, **scores,
            "images_per_s": (sums[2] / max(seconds, 1e-9)).item(), "seconds": seconds}
     run.rows.append(row)
     if context.is_main:
         if config.progress:
-            print(f"epoch {epoch}/{config.epochs}: train loss {row['train_loss']:.4f} "
-                  f"acc {row['train_acc']:.4f} | test loss {row['test_loss']:.4f} acc "
-                  f"{row['test_acc']:.4f} | {row['images_per_s']:.0f} img/s", flush=True)
+            print(f"epoch {epoch}/{config.epochs}: train loss {train_loss:.4f} {said} | "
+                  f"{row['images_per_s']:.0f} img/s", flush=True)
         if run.out is not None:
-            _checkpoint(run, epoch, test["acc"])
-    run.best_acc = max(run.best_acc, test["acc"])
+            _checkpoint(run, epoch, test["score"])
+    run.best_acc = max(run.best_acc, test["score"])
     return row, test
 
 
 def _checkpoint(run: _Run, epoch: int, test_acc: float) -> None:
     """Write last.pt (everything :func:`_resume` restores), best.pt as well when
-    ``test_acc`` beats the best so far, and metrics.csv."""
+    ``test_acc`` (the test score: agreement in a label-free run) beats the best so far, and
+    metrics.csv."""
     state = {"config": run.config.to_dict(), "built": run.built, "data": run.data.describe(),
              "epoch": epoch, "model": run.model.state_dict(),
              "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
@@ -292,18 +333,26 @@ def _checkpoint(run: _Run, epoch: int, test_acc: float) -> None:
     save_checkpoint(run.out / "last.pt", state)
     if test_acc > run.best_acc:
         save_checkpoint(run.out / "best.pt", state)
-    _write_metrics(run.out / "metrics.csv", run.rows)
+    _write_metrics(run.out / "metrics.csv", run.rows, run.columns)
 
 
 def _summary(run: _Run, final: dict[str, Any], stopped: bool) -> dict[str, Any]:
     """The run's summary (``final``: the last test result), also written as summary.json."""
     config, context, rows = run.config, run.context, run.rows
     trained = sum(r["images_per_s"] * r["seconds"] for r in rows)
+    best = max(run.best_acc, final["score"])
+    if run.label_free:
+        scores = {"test_acc": None, "test_agreement": final["agreement"],
+                  "test_kl": final["kl"], "best_test_agreement": best,
+                  "no_accuracy": run.label_free}
+    else:
+        scores = {"test_acc": final["acc"], "test_loss": final["loss"],
+                  "per_class_acc": dict(zip(run.data.classes, final["per_class_acc"],
+                                            strict=True)),
+                  "best_test_acc": best}
     summary = {
-        "model": config.model, "conv": run.built["conv"] or "standard",
-        "test_acc": final["acc"], "test_loss": final["loss"],
-        "per_class_acc": dict(zip(run.data.classes, final["per_class_acc"], strict=True)),
-        "best_test_acc": max(run.best_acc, final["acc"]), "epochs": len(rows),
+        "model": config.model, "conv": run.built["conv"] or "standard", **scores,
+        "epochs": len(rows),
         "stopped_by_time_limit": stopped, "seconds": run.elapsed,
         "images_per_s": trained / max(run.elapsed, 1e-9) * context.world,
         "params": sum(p.numel() for p in run.model.parameters()),

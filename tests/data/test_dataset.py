@@ -58,9 +58,10 @@ def test_dataset_subset_normalisation_and_record():
     assert record["image_shape"] == [3, 8, 8] and len(record["mean"]) == 3
 
 
-@pytest.mark.parametrize("spec", ["mnist", "imagefolder:", "imagefolder", "", None, 3])
+@pytest.mark.parametrize("spec", ["mnist", "imagefolder:", "imagefolder", "images:", "", None,
+                                  3])
 def test_bad_data_spec_names_the_valid_forms(spec):
-    with pytest.raises(ValueError, match="fashion-mnist, imagefolder:DIR, synthetic"):
+    with pytest.raises(ValueError, match="fashion-mnist, imagefolder:DIR, images:DIR, synthetic"):
         parse_data_spec(spec)
 
 

@@ -1,11 +1,19 @@
 import json
 import os
+import re
+import warnings
 
 import pytest
 from torch import nn
 
 from leanconv.search.candidates import search_layers
-from leanconv.search.latency_table import cache_key, cache_path, measure_table, signature
+from leanconv.search.latency_table import (
+    cache_key,
+    cache_path,
+    measure_table,
+    read_cache,
+    signature,
+)
 
 SHAPE = (2, 3, 16, 16)
 
@@ -62,13 +70,16 @@ def test_a_corrupt_or_foreign_cache_file_is_measured_again(tmp_path):
     _, first = table(model, cache_dir=tmp_path)
     with open(first.cache, "w") as file:
         file.write("{not json")
-    _, again = table(model, cache_dir=tmp_path)
+    with pytest.warns(UserWarning, match=re.escape(f"latency cache '{first.cache}' is corrupt")):
+        _, again = table(model, cache_dir=tmp_path)
     assert again.measured == 5
     payload = json.loads(open(first.cache).read())
     payload["key"]["torch"] = "0.0"
     with open(first.cache, "w") as file:
         json.dump(payload, file)
-    _, foreign = table(model, cache_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # another machine's or setting's file is no damage
+        _, foreign = table(model, cache_dir=tmp_path)
     assert foreign.measured == 5
 
 
@@ -97,3 +108,26 @@ def test_layers_of_one_signature_are_timed_once(tmp_path):
     assert result.entries == 6 and (result.measured, result.reused) == (3, 0)
     assert result.ms["1"] == result.ms["2"]
     assert "3 measured (layers of one signature share one)" in result.describe()
+
+
+def test_a_truncated_cache_file_is_reported_by_name_a_missing_one_is_not(tmp_path):
+    key = cache_key(1, 1, False)
+    path = cache_path(key, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_cache(path, key) == {}  # no file yet: silent
+    whole = json.dumps({"key": key, "entries": {"dwsep|conv(8, 16)|in(1, 8, 16, 16)": 0.25}})
+    path.write_text(whole)
+    assert read_cache(path, key) == {"dwsep|conv(8, 16)|in(1, 8, 16, 16)": 0.25}
+    path.write_text(whole[: len(whole) // 2])  # cut off
+    with pytest.warns(UserWarning) as caught:
+        assert read_cache(path, key) == {}
+    message = str(caught[0].message)
+    assert message.startswith(f"latency cache {str(path)!r} is corrupt (JSONDecodeError: ")
+    assert message.endswith("; measuring its entries again and rewriting it")
+    assert "\n" not in message
+    for broken, reason in [([1, 2], "it holds no key"),
+                           ({"key": key, "entries": [0.25]}, "its entries are list")]:
+        path.write_text(json.dumps(broken))
+        with pytest.warns(UserWarning, match=re.escape(f"is corrupt ({reason}")):
+            assert read_cache(path, key) == {}

@@ -79,8 +79,9 @@ def test_config_rules_for_init_and_teacher(tmp_path):
     assert TrainConfig(teacher=path).distill == 0.9 and TrainConfig().distill == 0.0
     with pytest.raises(ValueError, match=r"teacher=.* has 10 classes"):
         load_teacher(TrainConfig(teacher=path), DATA, "cpu")
-    teacher = load_teacher(TrainConfig(teacher=path, channels_last=True),
-                           synthetic_dataset(8, 8), "cpu")
+    teacher, info, label_free = load_teacher(TrainConfig(teacher=path, channels_last=True),
+                                             synthetic_dataset(8, 8), "cpu")
+    assert label_free is None and info.num_classes == 10
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
 
 
