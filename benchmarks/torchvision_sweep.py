@@ -117,6 +117,10 @@ def _shrink(name: str, size: int, images: Path, folder: Path, threads: int) -> d
     except ValueError as error:
         return {"outcome": "refused", "why": str(error).splitlines()[0],
                 "seconds": round(time.perf_counter() - start, 1)}
+    except Exception as error:  # recorded, the sweep goes on
+        return {"outcome": "error", "why": f"{type(error).__name__}: {error}"[:400],
+                "trace": traceback.format_exc()[-1500:],
+                "seconds": round(time.perf_counter() - start, 1)}
     calibrated = result.agreement["calibrated"]
     return {"outcome": "shrunk", "replaced": sum(r["new"] != "keep" for r in result.layers),
             "layers": len(result.layers),
@@ -172,6 +176,8 @@ def _converted_cell(record: dict[str, Any]) -> str:
 def _shrink_cell(record: dict[str, Any] | None) -> str:
     if record is None:
         return "not run"
+    if record["outcome"] == "error":
+        return f"ERROR {record['why'][:60]}"
     if record["outcome"] != "shrunk":
         return f"{record['outcome']} ({record['seconds']:.0f} s)"
     return (f"{record['replaced']}/{record['layers']} layers, MACs x{record['macs_ratio']:.2f}, "

@@ -108,13 +108,25 @@ def test_cli_convert_calibrates_a_1000_class_model_on_unlabeled_images(tmp_path,
     assert load_model(str(out))[1].num_classes == 1000
 
 
-def test_cli_eval_says_why_there_is_no_accuracy(tmp_path, capsys):
-    model = tmp_path / "m.pt"
+def test_cli_eval_gives_agreement_with_the_original_or_says_why_not(tmp_path, capsys):
+    model, converted = tmp_path / "m.pt", tmp_path / "c.pt"
     hand_made_checkpoint(model, model="resnet20_cifar")
     folder = _images(tmp_path / "photos")
     assert main(["eval", "--checkpoint", str(model), "--data", f"images:{folder}"]) == 2
-    error = capsys.readouterr().err
-    assert "has no labels: accuracy needs images labelled with the model's classes" in error
+    assert capsys.readouterr().err == (
+        f"leanconv eval: error: eval: data='images:{folder}' has no labels: accuracy needs "
+        f"images labelled with the model's classes, and agreement needs the original: it is "
+        f"a training checkpoint, not a conversion of a saved model\n")
+    assert main(["convert", str(model), "--to", "dwsep", "--out", str(converted)]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(converted), "--data", f"images:{folder}"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{converted}: no accuracy: data='images:{folder}' has no labels; "
+                           f"against the model it was converted from, {model}: top-1 "
+                           f"agreement ")
+    model.unlink()
+    assert main(["eval", "--checkpoint", str(converted), "--data", f"images:{folder}"]) == 2
+    assert f"the file it was converted from, '{model}', is gone" in capsys.readouterr().err
 
 
 @pytest.mark.slow

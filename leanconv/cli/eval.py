@@ -19,7 +19,10 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "eval", help="test accuracy, loss and per-class accuracy of a saved model",
         description="Evaluate a training checkpoint or a `leanconv convert --out` file on the "
-                    "test split of its data (default: the data it was trained on).")
+                    "test split of its data (default: the data it was trained on). On images "
+                    "not labelled with its classes (images:DIR, other classes), a converted "
+                    "model is compared with the saved model it was converted from instead: "
+                    "top-1 agreement and KL divergence.")
     parser.add_argument("--checkpoint", required=True, help="best.pt / last.pt of a run, or a "
                         "leanconv convert --out file")
     add_data_options(parser)
@@ -34,6 +37,11 @@ def run(args: argparse.Namespace) -> str:
     options = given_options(args, DATA_FLAGS, DATA_SWITCHES)
     result = evaluate_checkpoint(args.checkpoint, options.pop("data", None),
                                  batch_size=args.batch_size, **options)
+    if "agreement" in result:
+        return (f"{args.checkpoint}: no accuracy: {result['no_accuracy']}; against the model it "
+                f"was converted from, {result['reference']}: top-1 agreement "
+                f"{result['agreement']:.4f}, KL {result['kl']:.4f} ({result['images']} images "
+                f"of {result['data']})")
     table = format_table(("class", "accuracy"),
                          [(name, f"{acc:.4f}") for name, acc in result["per_class"].items()])
     return (f"{args.checkpoint}: test accuracy {result['acc']:.4f}, loss {result['loss']:.4f} "

@@ -23,7 +23,8 @@ class TrainConfig:
     resnet20_cifar. ``init``: a checkpoint or converted file whose weights the run starts
     from (new optimiser and schedule). ``teacher``: a model reference to distil from, with
     ``distill_weight`` (default 0.9 with a teacher) and ``distill_temperature``.
-    ``data``: ``fashion-mnist``, ``imagefolder:DIR`` or ``synthetic``
+    ``data``: ``fashion-mnist``, ``imagefolder:DIR``, ``images:DIR`` (unlabeled: with a teacher
+    and ``distill_weight=1`` only) or ``synthetic``
     (:func:`leanconv.data.load_dataset`, with ``data_dir``, ``image_size``, ``in_chans``,
     ``val_split``, ``cache_mb``, ``skip_bad_images``, ``workers``).
     """

@@ -7,6 +7,7 @@ convert`` (:func:`evaluate_checkpoint`, ``leanconv eval``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,8 +15,8 @@ from torch import nn
 
 from leanconv._validate import check_int
 from leanconv.data import Dataset, ImageSet, prepare
-from leanconv.data.load import dataset_for_model
-from leanconv.loading import load_model, reference_kind
+from leanconv.data.load import dataset_for_model, labels_apply
+from leanconv.loading import ModelInfo, load_model, reference_kind
 from leanconv.train.distributed import DistContext, all_reduce_sum
 
 
@@ -79,15 +80,45 @@ def evaluate_checkpoint(path: str, data: str | None = None, *, batch_size: int =
     test split of ``data`` (default: the data it was trained on, or Fashion-MNIST for a model
     that was not trained here; :func:`leanconv.data.load.dataset_for_model`, which
     ``data_options`` go to). Returns ``loss``, ``acc``, ``images``, ``per_class`` (class
-    name -> accuracy) and ``data`` (the spec evaluated on)."""
+    name -> accuracy) and ``data`` (the spec evaluated on).
+
+    Where the data's labels are not the model's classes (unlabeled ``images:DIR``, another
+    set of classes), a converted model made from a saved model is compared with that one
+    instead (:func:`evaluate_agreement`): the result holds ``agreement``, ``kl``, ``images``,
+    ``reference`` (the file compared with), ``no_accuracy`` (why) and ``data``. Otherwise,
+    ValueError saying why there is no accuracy."""
     check_int("eval", "batch_size", batch_size)
     if reference_kind(path) != "file":
         raise ValueError(f"eval: checkpoint={path!r} is a model name, not a saved model; give "
                          f"a training checkpoint (runs/NAME/best.pt) or a `leanconv convert "
                          f"--out` file")
     model, info = load_model(path)
-    dataset = dataset_for_model(info, data, **data_options)
-    result = evaluate(model, dataset.test, dataset, batch_size, DistContext())
-    result["per_class"] = dict(zip(dataset.classes, result.pop("per_class_acc"), strict=True))
+    dataset = dataset_for_model(info, data, need_labels=False, **data_options)
+    problem = labels_apply(info, dataset)
+    if problem is None:
+        result = evaluate(model, dataset.test, dataset, batch_size, DistContext())
+        result["per_class"] = dict(zip(dataset.classes, result.pop("per_class_acc"),
+                                       strict=True))
+    else:
+        original = _original_file(path, info, problem)
+        result = evaluate_agreement(model, load_model(original)[0], dataset.test, dataset,
+                                    batch_size, DistContext())
+        result.update(reference=original, no_accuracy=problem)
     result["data"] = dataset.spec
     return result
+
+
+def _original_file(path: str, info: ModelInfo, problem: str) -> str:
+    """The saved model ``path`` was converted from, to compare with where the labels do not
+    give accuracy (``problem`` says why); ValueError when there is none."""
+    if info.kind == "converted" and info.base and reference_kind(info.base) == "file":
+        if Path(info.base).is_file():
+            return info.base
+        why = f"the file it was converted from, {info.base!r}, is gone"
+    elif info.kind == "converted":
+        why = (f"it was converted from {info.base!r}, a network built from its name with "
+               f"random weights, not a saved model to compare with")
+    else:
+        why = "it is a training checkpoint, not a conversion of a saved model"
+    raise ValueError(f"eval: {problem}: accuracy needs images labelled with the model's "
+                     f"classes, and agreement needs the original: {why}")

@@ -244,3 +244,39 @@ def test_merged_mixconv_is_exact(parts):
             max(op.kernel_sizes[sum(parts[:i]):sum(parts[:i + 1])]) for i in range(len(parts))]
     with pytest.raises(ValueError, match=r"parts=\(2, 3\) is invalid"):
         merged_mixconv(op, (2, 3))
+
+
+
+
+class _Centred(nn.Module):
+    """``x`` less its per-channel mean: after a conv with a bias of 1e4 the output is of the
+    order of 1 and its fp32 rounding of the order of 1e4 x 6e-8, whatever folds before it."""
+
+    def forward(self, x):
+        return x - x.mean((2, 3), keepdim=True)
+
+
+def _cancelling(conv_type):
+    conv = conv_type(3, 8, 3)
+    nn.init.constant_(conv.bias, 1e4)
+    return randomize_batchnorms(nn.Sequential(conv, nn.BatchNorm2d(8), _Centred())).eval()
+
+
+def test_verification_allows_the_models_own_fp32_rounding_and_no_more():
+    model = _cancelling(nn.Conv2d)
+    folded, report = fold(model, (2, 3, 8, 8))
+    assert report.max_abs_diff > 1e-5  # the output's scale is 1: rounding beyond atol, accepted
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+
+    class Scaled(nn.Conv2d):
+        pass
+
+    @register_fold_rule(Scaled)
+    def wrong(op, bn):
+        return op  # forgets the BatchNorm: off by the order of the output
+
+    try:
+        with pytest.raises(FoldError, match=r"or 10 x the original's own fp32 rounding"):
+            fold(_cancelling(Scaled), (2, 3, 8, 8))
+    finally:
+        FOLD_RULES.remove(Scaled)
