@@ -89,7 +89,7 @@ def _fine_tune(init: str | nn.Module, teacher: str, out: Path, args: argparse.Na
     from leanconv.train import trainer
 
     built = trainer.build_network
-    trainer.build_network = lambda config, data: (
+    trainer.build_network = lambda config, data, num_classes=None: (
         copy.deepcopy(init), {"conv": "torch-pruning"}, ["pruned by Torch-Pruning"])
     try:
         return train(config)

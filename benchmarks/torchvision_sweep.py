@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 import traceback
@@ -139,7 +140,11 @@ def sweep_model(name: str) -> dict[str, Any]:
         model, _ = leanconv.load_model(f"torchvision:{name}")
     model.eval()
     record: dict[str, Any] = {"params": sum(p.numel() for p in model.parameters())}
-    record["input"] = size = smallest_input(model)
+    try:
+        record["input"] = size = smallest_input(model)
+    except ValueError as error:  # recorded, the sweep goes on
+        return {**record, "input": None, "error": str(error),
+                "seconds": round(time.perf_counter() - start, 1)}
     shape = (1, 3, size, size)
     with tempfile.TemporaryDirectory() as tmp:
         for spec in SPECS:
@@ -185,9 +190,15 @@ def _shrink_cell(record: dict[str, Any] | None) -> str:
             f"({record['seconds']:.0f} s)")
 
 
+def _conversions(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each spec's record of a model (an error for every spec when no input fitted)."""
+    return {spec: record.get(spec, {"error": record.get("error")}) for spec in SPECS}
+
+
 def table(results: dict[str, Any]) -> str:
     """The Markdown table of the sweep, with its totals."""
-    rows, models = [], results["models"]
+    rows = []
+    models = {name: {**r, **_conversions(r)} for name, r in results["models"].items()}
     for name, r in models.items():
         rows.append([name, f"{r['params'] / 1e6:.1f}M", str(r["input"]),
                      *(_converted_cell(r[spec]) for spec in SPECS),
@@ -236,8 +247,7 @@ def main() -> None:
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {"models": {}}
     results["machine"] = machine_info(args.threads)
-    results["command"] = "python benchmarks/torchvision_sweep.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False))
+    results["command"] = " ".join(["python", *sys.argv])
     names = args.models or torchvision.models.list_models(module=torchvision.models)
     sizes = {name: _parameters(name) for name in names}
     with tempfile.TemporaryDirectory() as tmp, torch_threads(args.threads):
@@ -248,7 +258,7 @@ def main() -> None:
                 continue
             print(f"{name} ({sizes[name] / 1e6:.1f}M params)", flush=True)
             record = record or sweep_model(name)
-            if not args.no_shrink:
+            if not args.no_shrink and record["input"] is not None:
                 with tempfile.TemporaryDirectory() as folder:
                     record["shrink"] = _shrink(name, record["input"], images, Path(folder),
                                                args.threads)

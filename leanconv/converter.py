@@ -165,9 +165,10 @@ class ConversionReport:
         more = f", {len(reasons) - 4} other reasons" if len(reasons) > 4 else ""
         hint = ""
         if reasons.get("1x1 conv"):
-            hint = ("; 1x1 convs can become grouped convs with a channel shuffle "
-                    "(--pointwise --to group:g=2,shuffle=1; pointwise=True in the API), or "
-                    "leanconv shrink chooses per layer (--pointwise-candidates)")
+            hint = ("; 1x1 convs can become grouped convs with a channel shuffle (leanconv "
+                    "convert --pointwise --to group:g=2,shuffle=1, or convert(..., "
+                    "pointwise=True) in Python), or leanconv shrink chooses per layer "
+                    "(--pointwise-candidates)")
         return (f"nothing replaced with {self.to!r}: all {len(self.rows)} convs were kept "
                 f"({counted}{more}){hint}")
 
@@ -317,6 +318,7 @@ def convert(
     input_shape: tuple[int, ...] | None = None,
     calibration: torch.Tensor | None = None,
     calib_samples: int = 60000,
+    require_change: bool = False,
     **policy_kwargs: Any,
 ) -> tuple[nn.Module, ConversionReport]:
     """Replace ``model``'s convs by the operator ``to`` (a conv spec); see the module doc.
@@ -331,8 +333,9 @@ def convert(
     profile the model before and after on it and fill the report's MAC columns and cost
     totals (None, the default: the report counts parameters only; profiling costs a forward
     on meta tensors of each model); with it (or ``calibration``), convs that never run in the
-    forward are kept. A conversion that replaces nothing warns
-    (:meth:`ConversionReport.nothing_replaced`).
+    forward are kept. A conversion with a spec that replaces nothing warns
+    (:meth:`ConversionReport.nothing_replaced`), or with ``require_change`` raises ValueError
+    with that line, before any calibration (a plan that keeps every layer is explicit).
     ``calibration``: images (N, C, H, W) to fit the inherited weights on
     (:func:`leanconv.calibration.fit_converted` with ``batchnorm=True``, the classifier
     included), ``calib_samples`` output positions sampled per layer; needs
@@ -362,8 +365,9 @@ def convert(
         except TypeError as error:
             raise ValueError(f"convert: {error}; policy keywords: include, exclude, "
                              f"min_channels, keep_stem, pointwise") from None
-    probe = input_shape or (None if calibration is None else (1, *calibration.shape[1:]))
-    before = None if probe is None else _profile_original(model, probe, input_shape is None)
+    before = None if input_shape is None else _profile_original(model, input_shape)
+    if before is None and calibration is not None:  # which convs run, if it can be profiled
+        before = _profile_or_none(model, (1, *calibration.shape[1:]))
     total_before = sum(p.numel() for p in model.parameters())  # before an in-place change
     # the fit needs the original layers' outputs: keep a copy when converting in place
     reference = copy.deepcopy(model) if inplace and calibration is not None else model
@@ -403,6 +407,9 @@ def convert(
         target.set_submodule(name, new)
         row.new, row.replaced, row.spec = describe_conv(new), True, spec
         row.params_after = sum(p.numel() for p in new.parameters())
+    nothing = None if plan is not None else report.nothing_replaced()
+    if nothing and require_change:
+        raise ValueError(f"convert: {nothing}")
     calibrated = None
     if calibration is not None:
         calibrated = _calibrate(reference, target, report, calibration, calib_samples)
@@ -410,7 +417,6 @@ def convert(
     _fill_costs(report, before if input_shape else None, after, total_before, target,
                 input_shape)
     report.totals["calibration"] = calibrated
-    nothing = report.nothing_replaced()
     if nothing:
         warnings.warn(f"convert: {nothing}", stacklevel=2)
     return target, report
@@ -458,16 +464,18 @@ def _calibrate(original: nn.Module, target: nn.Module, report: ConversionReport,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
-def _profile_original(model: nn.Module, input_shape: tuple[int, ...], from_images: bool
-                      ) -> Profile:
-    """The model profiled on ``input_shape`` (given, or ``from_images``: the calibration
-    images')."""
+def _profile_or_none(model: nn.Module, input_shape: tuple[int, ...]) -> Profile | None:
+    """The model profiled on ``input_shape``, or None when it cannot be (on meta tensors)."""
+    try:
+        return profile(model, input_shape)
+    except ValueError:
+        return None
+
+
+def _profile_original(model: nn.Module, input_shape: tuple[int, ...]) -> Profile:
     try:
         return profile(model, input_shape)
     except ValueError as error:
-        if from_images:
-            raise ValueError(f"convert: the calibration images, {tuple(input_shape[1:])} "
-                             f"each, do not fit the model ({error})") from None
         raise ValueError(f"convert: input_shape={input_shape} does not fit the model; give the "
                          f"input it takes (N, C, H, W), or None for no cost columns ({error})"
                          ) from None
@@ -525,7 +533,8 @@ def save_converted(path: str, model: nn.Module, info: ModelInfo,
     :data:`~leanconv.loading.CONVERTED_FORMAT`: ``base`` and ``base_kwargs`` (the network
     before any conversion), ``plan`` (``{layer: spec}`` of the replaced layers), ``to``,
     ``source`` (the reference converted), ``input_size``, ``train_config`` (that of a
-    converted training checkpoint, else None) and ``state_dict``."""
+    converted training checkpoint, else None), ``adapt`` (its head and stem fitted to its
+    data) and ``data`` (its data's record: the normalisation), and ``state_dict``."""
     if not isinstance(info, ModelInfo):
         raise ValueError(f"save_converted: info must be the ModelInfo load_model returned with "
                          f"the model that was converted, got {type(info).__name__}")
@@ -536,7 +545,7 @@ def save_converted(path: str, model: nn.Module, info: ModelInfo,
     payload = {"format": CONVERTED_FORMAT, "source": info.source, "base": info.model,
                "base_kwargs": dict(info.kwargs), "plan": _plan(info, report), "to": report.to,
                "input_size": list(info.input_size), "train_config": info.train_config,
-               "state_dict": model.state_dict()}
+               "adapt": dict(info.adapt), "data": info.data, "state_dict": model.state_dict()}
     atomic_torch_save(payload, path)
 
 
@@ -544,13 +553,13 @@ def load_with_conv(ref: str, conv: str | None, **kwargs: Any) -> tuple[nn.Module
     """:func:`leanconv.load_model` with the spatial convs as the spec ``conv``: a zoo model is
     built with it (``create_model(conv=)``, the zoo's own rule); any other model
     (torchvision, timm, a checkpoint, a converted file) is converted with the default policy,
-    weights inherited. ``conv`` None or ``'standard'`` gives the model as it is saved or
-    built. ``kwargs`` go to ``load_model``."""
+    weights inherited (ValueError, saying why, when it replaces nothing). ``conv`` None or
+    ``'standard'`` gives the model as it is saved or built. ``kwargs`` go to ``load_model``."""
     if conv in (None, "standard"):
         return load_model(ref, **kwargs)
     parse_conv_spec(conv)  # a bad spec fails before anything is built
     if reference_kind(ref) == "zoo":
         return load_model(ref, conv=conv, **kwargs)
     model, info = load_model(ref, **kwargs)
-    model, report = convert(model, conv, inplace=True)
+    model, report = convert(model, conv, inplace=True, require_change=True)
     return model, replace(info, conv=conv, plan=_plan(info, report))

@@ -148,8 +148,8 @@ def describe_file(path: str | os.PathLike[str]) -> tuple[str, str]:
         source = "exported" if kind == "onnx" else "converted"
         return f"is {what}", f"give the PyTorch model it was {source} from"
     if kind in ("torch", "pickle"):
-        data = _torch_pickle(path) if kind == "torch" else path.read_bytes()[:1 << 20]
-        name = _pickled_class(data or b"")
+        data = _torch_pickle(path) if kind == "torch" else None
+        name = _pickled_class(data if data is not None else _head(path, 1 << 20))
         if kind == "pickle":
             of = f" of a {name}" if name else ""
             return f"is a Python pickle{of}, not a PyTorch file", _UNPICKLED
@@ -159,7 +159,7 @@ def describe_file(path: str | os.PathLike[str]) -> tuple[str, str]:
                     f"Python and pass it to leanconv's functions")
         return "is corrupt or not a torch file (a damaged PyTorch archive)", "write it again"
     if kind == "text":
-        first_line = _text(path.read_bytes()[:_HEAD_BYTES]).strip().splitlines()
+        first_line = _text(_head(path, _HEAD_BYTES)).strip().splitlines()
         start = first_line[0][:40] if first_line else ""
         return (f"is corrupt or not a torch file: it is plain text, starting {start!r}",
                 "a saved model is binary; check the path")
@@ -225,6 +225,12 @@ def _is_onnx(path: Path, head: bytes) -> bool:
         return len(onnx.load_model(str(path), load_external_data=False).graph.node) > 0
     except Exception:  # protobuf raises its own DecodeError and others for foreign bytes
         return False
+
+
+def _head(path: Path, size: int) -> bytes:
+    """The first ``size`` bytes of ``path`` (not the whole file)."""
+    with path.open("rb") as handle:
+        return handle.read(size)
 
 
 def _torch_pickle(path: Path) -> bytes | None:

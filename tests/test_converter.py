@@ -3,7 +3,7 @@ import torch
 import torchvision
 from torch import nn
 
-from leanconv import HetConv2d, convert, create_conv, create_model, profile
+from leanconv import HetConv2d, convert, create_conv, create_model, load_model, profile
 from leanconv.converter import ConversionPolicy
 from leanconv.inherit import inherit_weights
 
@@ -360,3 +360,21 @@ def test_an_input_the_model_does_not_take_is_an_error_not_a_silent_blank():
         convert(model, "hetconv:p=4", input_shape=(1, 3, 32, 32))
     with pytest.raises(ValueError, match=r"convert: input_shape=\[-1, 1, 28, 28\] is invalid"):
         convert(model, "hetconv:p=4", input_shape=[-1, 1, 28, 28])
+
+
+def test_a_converted_adapted_checkpoint_saves_and_reloads(tmp_path):
+    """A torchvision model trained on 1-channel, 10-class images (stem and head adapted):
+    its conversion keeps the adaptation and the data's normalisation when saved."""
+    from leanconv.converter import save_converted
+    from tests.helpers import hand_made_checkpoint
+
+    hand_made_checkpoint(tmp_path / "best.pt", model="torchvision:resnet18")
+    model, info = load_model(str(tmp_path / "best.pt"))
+    converted, report = convert(model, "hetconv:p=4")
+    save_converted(str(tmp_path / "c.pt"), converted, info, report)
+    again, again_info = load_model(str(tmp_path / "c.pt"))
+    assert again_info.adapt == info.adapt and again_info.data == info.data
+    assert (again_info.in_chans, again_info.num_classes) == (1, 10)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(x), converted.eval()(x))

@@ -54,6 +54,10 @@ def _module(path):
     torch.save(nn.Conv2d(1, 2, 3), path)
 
 
+def _legacy_module(path):
+    torch.save(nn.Conv2d(1, 2, 3), path, _use_new_zipfile_serialization=False)
+
+
 def _state_dict(path):
     torch.save(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).state_dict(), path)
 
@@ -80,6 +84,7 @@ CASES = [
                                     f"PyTorch file"),
     ("module.pt", _module, "torch", "holds a pickled torch.nn.modules.conv.Conv2d (a whole "
                                     "Python object saved by torch.save)"),
+    ("legacy.pt", _legacy_module, "torch", "holds a pickled torch.nn.modules.conv.Conv2d"),
     ("weights.pt", _state_dict, "torch", "found a state_dict of 7 tensors, a dict without a "
                                          "format tag (to use it, build its model and call "
                                          "model.load_state_dict(torch.load(file)))"),

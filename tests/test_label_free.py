@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from leanconv import load_model
+from leanconv import convert, load_model
 from leanconv.cli import main
+from leanconv.converter import save_converted
 from leanconv.data.load import dataset_for_model, labels_apply, load_dataset, parse_data_spec
 from leanconv.train import TrainConfig, train
 from leanconv.train.distributed import DistContext
@@ -46,6 +47,14 @@ def test_images_dir_is_every_image_under_it_without_labels(tmp_path):
     assert parse_data_spec(f"images:{folder}") == ("images", str(folder))
     with pytest.raises(ValueError, match=r"data='images:' is invalid; valid: .*images:DIR"):
         parse_data_spec("images:")
+    with pytest.raises(ValueError, match=r"is a file, not a folder; expected a folder with "
+                                         r"images in it or below it"):
+        load_dataset(f"images:{folder / '1.png'}")
+    (tmp_path / "one").mkdir()
+    _images(tmp_path / "one", count=2)
+    (tmp_path / "one" / "a" / "b" / "0.png").unlink()
+    with pytest.raises(ValueError, match=r"has 1 image; images:DIR needs at least 2"):
+        load_dataset(f"images:{tmp_path / 'one'}")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match=r"image folder .*empty' has no images \(it is empty\)"):
         load_dataset(f"images:{tmp_path / 'empty'}")
@@ -91,10 +100,16 @@ def test_distillation_alone_trains_on_unlabeled_images(tmp_path):
         assert "test_agreement" in next(csv.reader(file))
     _, info = load_model(str(tmp_path / "run" / "best.pt"))
     assert info.num_classes == 10  # the teacher's outputs, not adapted to the data
-    with pytest.raises(ValueError, match=r"labels do not fit it .*--distill-weight 1"):
-        train(TrainConfig(**common))
-    with pytest.raises(ValueError, match=r"has no labels; learn from a teacher"):
-        train(TrainConfig(data=f"images:{folder}", image_size=16, epochs=1, progress=False))
+    with pytest.raises(ValueError, match=r"has no labels; learn from a teacher's outputs"):
+        TrainConfig(**common)
+    with pytest.raises(ValueError, match=r"has no labels; learn from a teacher's outputs"):
+        TrainConfig(data=f"images:{folder}")
+    seven, info = load_model("resnet20_cifar", num_classes=7, in_chans=3)
+    converted, report = convert(seven, "dwsep")
+    save_converted(str(tmp_path / "seven.pt"), converted, info, report)
+    with pytest.raises(ValueError, match=r"has 7 classes and the labels do not fit it"):
+        train(TrainConfig(**{**common, "data": "synthetic", "teacher": str(tmp_path / "seven.pt"),
+                             "distill_weight": 0.5}))
 
 
 def test_cli_convert_calibrates_a_1000_class_model_on_unlabeled_images(tmp_path, capsys):
@@ -116,13 +131,13 @@ def test_cli_eval_gives_agreement_with_the_original_or_says_why_not(tmp_path, ca
     assert capsys.readouterr().err == (
         f"leanconv eval: error: eval: data='images:{folder}' has no labels: accuracy needs "
         f"images labelled with the model's classes, and agreement needs the original: it is "
-        f"a training checkpoint, not a conversion of a saved model\n")
+        f"a training checkpoint trained without a teacher\n")
     assert main(["convert", str(model), "--to", "dwsep", "--out", str(converted)]) == 0
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(converted), "--data", f"images:{folder}"]) == 0
     text = capsys.readouterr().out
     assert text.startswith(f"{converted}: no accuracy: data='images:{folder}' has no labels; "
-                           f"against the model it was converted from, {model}: top-1 "
+                           f"against the model it was made from, {model}: top-1 "
                            f"agreement ")
     model.unlink()
     assert main(["eval", "--checkpoint", str(converted), "--data", f"images:{folder}"]) == 2
@@ -151,6 +166,9 @@ def test_cli_shrink_on_data_whose_classes_are_not_the_models(tmp_path, capsys):
     shrunk, info = load_model(str(out / "model.pt"))
     assert info.num_classes == 7
     assert shrunk(torch.randn(2, 1, 28, 28)).shape == (2, 7)
+    assert main(["eval", "--checkpoint", str(out / "model.pt")]) == 0  # its own data
+    assert (f"against the model it was made from, {out / 'original.pt'}: top-1 agreement"
+            in capsys.readouterr().out)
 
 
 @pytest.mark.slow

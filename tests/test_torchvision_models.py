@@ -77,11 +77,11 @@ def test_a_conversion_that_replaces_nothing_fails_on_the_command_line(tmp_path, 
     assert main(["convert", "torchvision:mobilenet_v3_small", "--to", "dwsep", "--input",
                  "3x64x64", "--out", str(out)]) == 2
     error = capsys.readouterr().err
-    assert error == ("leanconv convert: error: nothing replaced with 'dwsep': all 52 convs "
-                     "were kept (40 1x1 conv, 11 grouped/depthwise conv, 1 stem); 1x1 convs "
-                     "can become grouped convs with a channel shuffle (--pointwise --to "
-                     "group:g=2,shuffle=1; pointwise=True in the API), or leanconv shrink "
-                     "chooses per layer (--pointwise-candidates); nothing written\n")
+    assert error == ("leanconv convert: error: convert: nothing replaced with 'dwsep': all 52 "
+                     "convs were kept (40 1x1 conv, 11 grouped/depthwise conv, 1 stem); 1x1 convs "
+                     "can become grouped convs with a channel shuffle (leanconv convert "
+                     "--pointwise --to group:g=2,shuffle=1, or convert(..., pointwise=True) in "
+                     "Python), or leanconv shrink chooses per layer (--pointwise-candidates)\n")
     assert not out.exists()
     assert main(["convert", "torchvision:mobilenet_v3_small", "--to", "group:g=2,shuffle=1",
                  "--pointwise", "--input", "3x64x64", "--out", str(out)]) == 0

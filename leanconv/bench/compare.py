@@ -119,8 +119,8 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
     if isinstance(model, nn.Module):
         if input_shape is None:
             raise ValueError(f"{owner}: input_shape is required when model is an nn.Module")
-        models = {spec: model if spec == "standard" else convert(model, spec)[0]
-                  for spec in specs}
+        models = {spec: model if spec == "standard"
+                  else convert(model, spec, require_change=True)[0] for spec in specs}
     elif isinstance(model, str):
         in_chans = {} if input_shape is None else {"in_chans": input_shape[1]}
         loaded = {spec: load_with_conv(model, spec, **in_chans) for spec in specs}

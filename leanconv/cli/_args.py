@@ -21,6 +21,15 @@ def input_size(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
+def square_side(size: tuple[int, int, int], flag: str) -> int:
+    """The side of a square ``(C, H, W)``; ValueError naming ``flag`` when H != W (images
+    are loaded square)."""
+    if size[1] != size[2]:
+        raise ValueError(f"{flag} {'x'.join(map(str, size))} is not square; the images are "
+                         f"loaded square, so give CxSxS")
+    return size[1]
+
+
 def positive_int(text: str) -> int:
     """An int >= 1."""
     try:

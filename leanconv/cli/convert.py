@@ -5,7 +5,6 @@ print what changed, optionally save the result for :func:`leanconv.load_model`."
 from __future__ import annotations
 
 import argparse
-import warnings
 from typing import Any
 
 from leanconv.cli._args import (
@@ -18,6 +17,7 @@ from leanconv.cli._args import (
     build_options,
     given_options,
     positive_int,
+    square_side,
 )
 
 
@@ -84,15 +84,11 @@ def run(args: argparse.Namespace) -> str:
 
         options = given_options(args, DATA_FLAGS, DATA_SWITCHES, skip=("--in-chans",))
         if args.input and "image_size" not in options:  # calibrate at the input converted for
-            options["image_size"] = args.input[1]
+            options["image_size"] = square_side(args.input, "--input")
         data = dataset_for_model(info, args.calibrate, need_labels=False, **options)
         calibration = data.model_inputs(args.calib_images)
-    with warnings.catch_warnings():  # said below, as the command's error
-        warnings.filterwarnings("ignore", message="convert: nothing replaced")
-        converted, report = convert(model, to, policy=policy, input_shape=shape, inplace=True,
-                                    calibration=calibration)
-    if report.nothing_replaced():
-        raise ValueError(f"{report.nothing_replaced()}; nothing written")
+    converted, report = convert(model, to, policy=policy, input_shape=shape, inplace=True,
+                                calibration=calibration, require_change=True)
     text = report.table()
     if args.out:
         save_converted(args.out, converted, info, report)

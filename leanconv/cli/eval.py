@@ -20,9 +20,9 @@ def add_parser(subparsers: Any) -> None:
         "eval", help="test accuracy, loss and per-class accuracy of a saved model",
         description="Evaluate a training checkpoint or a `leanconv convert --out` file on the "
                     "test split of its data (default: the data it was trained on). On images "
-                    "not labelled with its classes (images:DIR, other classes), a converted "
-                    "model is compared with the saved model it was converted from instead: "
-                    "top-1 agreement and KL divergence.")
+                    "not labelled with its classes (images:DIR, other classes), it is compared "
+                    "with the saved model it was made from instead (the file it was converted "
+                    "from, or its teacher): top-1 agreement and KL divergence.")
     parser.add_argument("--checkpoint", required=True, help="best.pt / last.pt of a run, or a "
                         "leanconv convert --out file")
     add_data_options(parser)
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> str:
                                  batch_size=args.batch_size, **options)
     if "agreement" in result:
         return (f"{args.checkpoint}: no accuracy: {result['no_accuracy']}; against the model it "
-                f"was converted from, {result['reference']}: top-1 agreement "
+                f"was made from, {result['reference']}: top-1 agreement "
                 f"{result['agreement']:.4f}, KL {result['kl']:.4f} ({result['images']} images "
                 f"of {result['data']})")
     table = format_table(("class", "accuracy"),

@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> str:
 
     if args.conv and (args.checkpoint or reference_kind(args.model) == "file"):
         raise ValueError("--conv is taken from the checkpoint; drop it")
-    if args.checkpoint:
-        model, info = load_model(args.checkpoint)
+    if args.checkpoint:  # its own head and stem; --num-classes, --input: checks
+        model, info = load_model(args.checkpoint, **build_options(args))
         if info.model != args.model:
             raise ValueError(f"--checkpoint {args.checkpoint!r} holds {info.model!r}, not "
                              f"{args.model!r}")

@@ -70,7 +70,7 @@ class FolderListing:
     is in a fixed pseudo-random order, ``test`` sorted by class, then path."""
 
     root: Path
-    layout: str  # "train/val" or "class folders"
+    layout: str  # "train/val", "class folders" or "unlabeled"
     classes: tuple[str, ...]
     train: tuple[str, ...]
     train_labels: tuple[int, ...]
@@ -184,14 +184,18 @@ def scan_image_folder(root: str | os.PathLike[str], val_split: float = 0.1, *,
     other files are ignored, symlinks followed.
     """
     path = Path(root)
+    expected = f"laid out as {LAYOUTS}" if labeled else "with images in it or below it"
     if not path.exists():
-        raise ValueError(f"image folder {str(path)!r} does not exist; expected a folder laid out "
-                         f"as {LAYOUTS}")
+        raise ValueError(f"image folder {str(path)!r} does not exist; expected a folder "
+                         f"{expected}")
     if not path.is_dir():
         raise ValueError(f"image folder {str(path)!r} is a file, not a folder; expected a "
-                         f"folder laid out as {LAYOUTS}")
+                         f"folder {expected}")
     if not labeled:
         files = _class_images(path, path, "image folder")
+        if len(files) < 2:
+            raise ValueError(f"image folder {str(path)!r} has {len(files)} image; images:DIR "
+                             f"needs at least 2 (one for each split)")
         train_files, test_files = _split_class("(unlabeled)", files, val_split)
         train_files = [train_files[i] for i in _spread_order([0] * len(train_files), 1)]
         return FolderListing(path, "unlabeled", (), tuple(train_files), (0,) * len(train_files),

@@ -52,7 +52,6 @@ from leanconv.errors import FoldError
 from leanconv.ops.het_conv import HetConv2d
 from leanconv.tables import format_table
 
-# modules whose output is a new tensor (an in-place activation after them touches nothing else)
 # The verification's tolerance: relative to the output's scale, or, where fp32 rounding alone
 # is larger (deep models with huge activations: a shrunk, calibrated random-weight
 # regnet_y_1_6gf, outputs up to 5.9e4, found by benchmarks/torchvision_sweep.py), a multiple of
@@ -60,6 +59,7 @@ from leanconv.tables import format_table
 # is off by the order of the output, far above both.
 VERIFY_ATOL = 1e-5
 ROUNDING_FACTOR = 10
+# modules whose output is a new tensor (an in-place activation after them touches nothing else)
 FRESH_OUTPUTS = (FoldedHetConv2d, nn.BatchNorm2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d,
                  nn.AdaptiveAvgPool2d)
 

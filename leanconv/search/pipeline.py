@@ -79,6 +79,9 @@ def _check_args(owner: str, model: object, out: object, batch: object, threads: 
                                        and all(isinstance(v, int) and v > 0 for v in input_size)):
         raise ValueError(f"{owner}: input_size={input_size!r} is invalid; expected (C, H, W) "
                          f"positive ints")
+    if input_size is not None and input_size[1] != input_size[2]:
+        raise ValueError(f"{owner}: input_size={tuple(input_size)} is not square; the images "
+                         f"are loaded square, so give (C, S, S)")
 
 
 def _layer_rows(layers: Sequence[Layer], table: LatencyTable, plan: dict[str, str],
@@ -165,7 +168,7 @@ def shrink(
     start = time.perf_counter()
     original, info = load_model(ref, num_classes=num_classes, in_chans=in_chans)
     original.eval()
-    if input_size is not None and input_size[1] == input_size[2]:  # images at that size
+    if input_size is not None:  # the images at that size
         data_options.setdefault("image_size", input_size[1])
     dataset = dataset_for_model(info, data, need_labels=False, **data_options)
     no_accuracy = labels_apply(info, dataset)

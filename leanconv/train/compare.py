@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from leanconv.cost.profile import profile
+from leanconv.data.load import parse_data_spec
 from leanconv.deploy.latency import folded_side_by_side
 from leanconv.io import atomic_write_text
 from leanconv.machine import machine_info
@@ -68,6 +69,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def compare(base: TrainConfig, convs: list[str], seeds: list[int], out: Path) -> list[dict]:
     """Train ``base`` once per conv and seed; write and return the result rows."""
+    if parse_data_spec(base.data)[0] == "images":
+        raise ValueError(f"compare: data={base.data!r} has no labels; the comparison ranks "
+                         f"operators by test accuracy, which needs labelled images "
+                         f"(fashion-mnist, imagefolder:DIR)")
     threads = base.threads or torch.get_num_threads()
     rows, configs = [], {}
     for conv in convs:
@@ -78,6 +83,10 @@ def compare(base: TrainConfig, convs: list[str], seeds: list[int], out: Path) ->
                              out=str(run_dir), resume=False)
             print(f"== {conv}, seed {seed}", flush=True)
             runs.append(train(config))
+            if runs[-1]["test_acc"] is None:  # a label-free run: distillation alone
+                raise ValueError(f"compare: {runs[-1]['no_accuracy']}; the comparison ranks "
+                                 f"operators by test accuracy, which needs images labelled "
+                                 f"with the classes of the teacher")
         configs[conv] = config
         accs = [r["test_acc"] for r in runs]
         rows.append({

@@ -79,7 +79,11 @@ class TrainConfig:
                                  f"checkpoint or a `leanconv convert --out` file")
         if self.conv is not None and self.conv != "standard":
             parse_conv_spec(self.conv)
-        parse_data_spec(self.data)
+        if parse_data_spec(self.data)[0] == "images" and (self.teacher is None
+                                                          or self.distill_weight != 1):
+            raise ValueError(f"train: data={self.data!r} has no labels; learn from a teacher's "
+                             f"outputs alone instead (teacher=MODEL, distill_weight=1: "
+                             f"--teacher MODEL --distill-weight 1)")
         choices = {"schedule": ("cosine", "onecycle"), "device": ("cpu", "cuda")}
         for name, valid in choices.items():
             if getattr(self, name) not in valid:

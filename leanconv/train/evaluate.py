@@ -83,10 +83,11 @@ def evaluate_checkpoint(path: str, data: str | None = None, *, batch_size: int =
     name -> accuracy) and ``data`` (the spec evaluated on).
 
     Where the data's labels are not the model's classes (unlabeled ``images:DIR``, another
-    set of classes), a converted model made from a saved model is compared with that one
-    instead (:func:`evaluate_agreement`): the result holds ``agreement``, ``kl``, ``images``,
-    ``reference`` (the file compared with), ``no_accuracy`` (why) and ``data``. Otherwise,
-    ValueError saying why there is no accuracy."""
+    set of classes), the model is compared with the saved model it was made from instead
+    (:func:`evaluate_agreement`; a converted file's source, or the teacher a checkpoint was
+    distilled from, such as shrink's fine-tuned ``model.pt``): the result holds
+    ``agreement``, ``kl``, ``images``, ``reference`` (the file compared with), ``no_accuracy``
+    (why) and ``data``. Without such a file, ValueError saying why there is no accuracy."""
     check_int("eval", "batch_size", batch_size)
     if reference_kind(path) != "file":
         raise ValueError(f"eval: checkpoint={path!r} is a model name, not a saved model; give "
@@ -109,16 +110,22 @@ def evaluate_checkpoint(path: str, data: str | None = None, *, batch_size: int =
 
 
 def _original_file(path: str, info: ModelInfo, problem: str) -> str:
-    """The saved model ``path`` was converted from, to compare with where the labels do not
-    give accuracy (``problem`` says why); ValueError when there is none."""
-    if info.kind == "converted" and info.base and reference_kind(info.base) == "file":
-        if Path(info.base).is_file():
-            return info.base
-        why = f"the file it was converted from, {info.base!r}, is gone"
-    elif info.kind == "converted":
-        why = (f"it was converted from {info.base!r}, a network built from its name with "
-               f"random weights, not a saved model to compare with")
+    """The saved model to compare ``path`` with where the labels do not give accuracy
+    (``problem`` says why): the file a converted model was made from, or the teacher a
+    checkpoint was distilled from (shrink's fine-tuned model.pt); ValueError when there is
+    none."""
+    if info.kind == "converted":
+        original, made = info.base, "converted from"
     else:
-        why = "it is a training checkpoint, not a conversion of a saved model"
+        original, made = (info.train_config or {}).get("teacher"), "distilled from"
+    if original and reference_kind(original) == "file":
+        if Path(original).is_file():
+            return original
+        why = f"the file it was {made}, {original!r}, is gone"
+    elif original:
+        why = (f"it was {made} {original!r}, a network built from its name with random "
+               f"weights, not a saved model to compare with")
+    else:
+        why = "it is a training checkpoint trained without a teacher"
     raise ValueError(f"eval: {problem}: accuracy needs images labelled with the model's "
                      f"classes, and agreement needs the original: {why}")

@@ -75,7 +75,7 @@ def build_network(config: TrainConfig, data: Dataset, num_classes: int | None = 
                              chans=(info.in_chans, channels))
     plan, conv = dict(info.plan), info.conv
     if config.conv not in (None, "standard") and info.kind != "zoo":
-        model, report = convert(model, config.conv, inplace=True)
+        model, report = convert(model, config.conv, inplace=True, require_change=True)
         plan.update({row.name: config.conv for row in report.rows if row.replaced})
         conv = config.conv
         log.append(f"converted {report.replaced} of {len(report.rows)} convs to "
@@ -90,13 +90,9 @@ def load_teacher(config: TrainConfig, data: Dataset, device: str
     """``(teacher, info, label_free)``: the teacher of ``config`` (None without one), in eval
     mode without gradients, on ``device`` in the run's memory format, its
     :class:`ModelInfo`, and why the run is label-free (None: it learns from the labels).
-    ValueError when the teacher does not take the data's channels, when its classes are not
-    the data's and the run would still use labels (``distill_weight`` < 1), or when there
-    is no teacher and the data has no labels."""
+    ValueError when the teacher does not take the data's channels, or when its classes are
+    not the data's and the run would still use labels (``distill_weight`` < 1)."""
     if config.teacher is None:
-        if not data.labeled:
-            raise ValueError(f"train: data={data.spec!r} has no labels; learn from a teacher "
-                             f"instead (--teacher MODEL --distill-weight 1)")
         return None, None, None
     teacher, info = load_model(config.teacher)
     channels = data.image_shape[0]

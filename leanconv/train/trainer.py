@@ -177,7 +177,8 @@ def _set_up(config: TrainConfig, context: DistContext) -> _Run:
                          f"same --out folder")
     data = load_data(config, progress=config.progress and context.is_main)
     device = context.device
-    teacher, teacher_info, label_free = load_teacher(config, data, device)
+    with torch.random.fork_rng(devices=[]):  # the student's initialisation, as without one
+        teacher, teacher_info, label_free = load_teacher(config, data, device)
     model, built, log = build_network(
         config, data, teacher_info.num_classes if label_free else None)
     model = model.to(device)
