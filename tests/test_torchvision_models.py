@@ -98,3 +98,14 @@ def test_num_classes_for_a_model_built_from_a_name(capsys):
         main(["cost", "torchvision:resnet18", "--num-classes", "0"])
     assert exit_.value.code == 2
     assert "argument --num-classes: '0' is not an int >= 1" in capsys.readouterr().err
+
+
+def test_other_commands_refuse_a_spec_that_replaces_nothing(capsys):
+    """cost --conv (as export --conv, train --conv) used to profile the unchanged model under
+    the spec's name."""
+    assert main(["cost", "torchvision:mobilenet_v2", "--conv", "hetconv:p=4", "--input",
+                 "3x32x32"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("leanconv cost: error: convert: nothing replaced with "
+                            "'hetconv:p=4': all 52 convs were kept (34 1x1 conv, 17 "
+                            "grouped/depthwise conv, 1 stem)")
