@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.leanconv-installed
-EXTRAS := dev,compare,onnx,baselines
+EXTRAS := dev,compare,onnx,openvino,baselines
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: demo test data clean

@@ -45,6 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from leanconv.bench.baselines import free_baselines
 from leanconv.calibration import fit_converted
 from leanconv.converter import KEEP, convert, save_converted
 from leanconv.cost.latency import torch_threads
@@ -53,9 +54,11 @@ from leanconv.deploy.latency import folded_speedups
 from leanconv.io import atomic_write_text
 from leanconv.loading import load_model
 from leanconv.machine import machine_info
+from leanconv.runtimes import RUNTIMES
 from leanconv.search import Target, TargetUnreachable, shrink
 from leanconv.search.candidates import KXK_CANDIDATES, search_layers
 from leanconv.search.correction import calibrate
+from leanconv.search.deployment import Deployment, specs_of
 from leanconv.search.latency_table import measure_table
 from leanconv.search.selection import checked_plan
 from leanconv.train import TrainConfig, train
@@ -178,11 +181,14 @@ def _cached(path: Path, compute: Any) -> dict[str, Any]:
     return value
 
 
-def _shrunk(args: argparse.Namespace, out: Path, target: float) -> dict[str, Any]:
-    """shrink's report.json for ``target`` (a finished run in ``out`` is reused)."""
+def _shrunk(args: argparse.Namespace, out: Path, target: float, baselines: bool = False
+            ) -> dict[str, Any]:
+    """shrink's report.json for ``target`` in ``--runtime`` and ``--precision`` (a finished
+    run in ``out`` is reused)."""
     if not (out / "report.json").is_file():
         shrink(args.model, out=str(out), speedup=target, batch=args.batch,
-               threads=args.threads, epochs=args.epochs, lr=args.lr, progress=print)
+               threads=args.threads, epochs=args.epochs, lr=args.lr, progress=print,
+               runtime=args.runtime, precision=args.precision, baselines=baselines)
     return json.loads((out / "report.json").read_text())
 
 
@@ -255,15 +261,28 @@ def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
             "epochs": args.epochs, "rows": rows, "sensitivity_ranking": ranking}
 
 
-def _latency_case(ref: str, shape: tuple[int, ...], threads: int, plans: int, seed: int
+def _deployment(args: argparse.Namespace, shape: tuple[int, ...]) -> Deployment:
+    """Where the benchmark measures: ``--runtime`` and ``--precision`` (random images
+    calibrate int8 timing builds: int8 speed does not depend on the values)."""
+    precisions = tuple(args.precision) if args.precision else \
+        RUNTIMES.get(args.runtime).precisions[:1]
+    return Deployment(args.runtime, precisions, args.threads,
+                      calibration=torch.randn((32, *shape[1:])))
+
+
+def _latency_case(ref: str, shape: tuple[int, ...], args: argparse.Namespace
                   ) -> dict[str, Any]:
+    threads, plans, seed = args.threads, args.plans, args.seed
     # latency does not depend on the weights: a zoo name is built for the input's channels
     model, _ = load_model(ref) if Path(ref).is_file() else load_model(ref, in_chans=shape[1])
     model.eval()
+    deployment = _deployment(args, shape)
     layers = search_layers(model, shape)
-    table = measure_table(model, layers, shape, threads=threads)
+    for layer in layers:
+        layer.specs = deployment.choices(layer.specs)
+    table = measure_table(model, layers, shape, threads=threads, deployment=deployment)
     raw = copy.deepcopy(table)
-    calibrate(table, model, layers, shape, threads=threads)
+    calibrate(table, model, layers, shape, threads=threads, deployment=deployment)
     rng = random.Random(seed)
     cases = {f"random {i}": {layer.name: rng.choice(layer.specs) for layer in layers}
              for i in range(plans)}
@@ -276,18 +295,18 @@ def _latency_case(ref: str, shape: tuple[int, ...], threads: int, plans: int, se
         checked = copy.deepcopy(table)
         try:
             _, plan, checks[target], _ = checked_plan(
-                model, layers, checked, Target("speedup", target), macs_loss, shape, threads,
-                False, lambda _: None)
+                model, layers, checked, Target("speedup", target), macs_loss, shape,
+                deployment, lambda _: None)
         except TargetUnreachable as error:
             print(f"{ref} {shape}: {error}", flush=True)
             continue
         cases[f"chosen {target}x"], predictors[f"chosen {target}x"] = plan, checked
-    models = {name: convert(model, plan)[0] for name, plan in cases.items()}
+    models = {name: (convert(model, specs_of(plan))[0], plan) for name, plan in cases.items()}
     with torch_threads(threads):
-        timed = folded_speedups(model, models, shape, threads=threads)
+        timed = deployment.speedups(model, models, shape)
         # test-retest: the first plans measured again, minutes later
-        again = folded_speedups(model, {name: models[name] for name in list(cases)[:RETEST]},
-                                shape, threads=threads)
+        again = deployment.speedups(model, {name: models[name]
+                                            for name in list(cases)[:RETEST]}, shape)
     retest = sorted(abs(again[name].speedup / timed[name].speedup - 1) for name in again)
     rows = []
     for name, plan in cases.items():
@@ -308,7 +327,8 @@ def _latency_case(ref: str, shape: tuple[int, ...], threads: int, plans: int, se
           f"{_describe(summary['uncorrected_error'])}); the same plan measured twice: median "
           f"change {100 * statistics.median(retest):.1f}%, max {100 * retest[-1]:.1f}% "
           f"({len(retest)} plans)", flush=True)
-    return {"model": ref, "input_shape": list(shape), "table_ms": table.total_ms,
+    return {"model": ref, "input_shape": list(shape), "deployment": deployment.describe(),
+            "table_ms": table.total_ms, "table_seconds": table.seconds,
             "calibration": table.calibration, "correction": table.correction,
             "mixed_ms": table.mixed_ms, **summary, "checks": checks,
             "retest_abs_change": {"median": statistics.median(retest), "max": retest[-1],
@@ -327,19 +347,64 @@ def _describe(summary: dict[str, float]) -> str:
             f"{100 * summary['median_abs']:.1f}%, max {100 * summary['max_abs']:.1f}%)")
 
 
+def runtime_part(args: argparse.Namespace) -> dict[str, Any]:
+    """The free baselines of the trained ``--model`` at ``--batch`` (every installed runtime
+    and precision, test accuracy), then shrink in ``--runtime`` / ``--precision`` at each
+    target (over the runtime's first precision; with ``--over P``, each target times the
+    measured speed-up of the unchanged model in the runtime's precision P), each fine-tuned
+    ``--epochs`` and judged as deployed: the runtime's artifact, its test accuracy, its
+    speed-up timed in turns with the original and with the runtime's fastest free baseline
+    that is no less accurate."""
+    model, info = load_model(args.model)
+    model.eval()
+    data = dataset_for_model(info, None)
+    shape = (args.batch, *info.input_shape(1)[1:])
+    free = free_baselines(model, shape, threads=args.threads,
+                          calibration=data.model_inputs(512), dataset=data, progress=print)
+    print(free.markdown(), flush=True)
+    scale = free.row(args.runtime, args.over).speedup_in_runtime if args.over else 1.0
+    out = Path(args.work) / f"{args.runtime}-{'-'.join(args.precision or [])}-b{args.batch}"
+    rows = []
+    for target in args.targets:
+        wanted = round(target * scale, 3)
+        try:
+            report = _shrunk(args, out / f"shrink-{wanted}", wanted, baselines=True)
+        except TargetUnreachable as error:
+            print(error, flush=True)
+            rows.append({"target": target, "speedup_target": wanted,
+                         "unreachable": str(error)})
+            continue
+        deployed = report["deployed"]
+        rows.append({"target": target, "speedup_target": wanted,
+                     "measured_speedup": deployed["speedup"],
+                     "accuracy": deployed["accuracy"],
+                     "accuracy_fp32_model": report["accuracy"]["fine_tuned"],
+                     "accuracy_calibrated": report["accuracy"]["calibrated"],
+                     "answer": deployed["answer"], "baseline": deployed.get("baseline"),
+                     "choices": dict(collections.Counter(report["plan"].values())),
+                     "seconds": report["seconds"]})
+        print(rows[-1], flush=True)
+    return {"model": args.model, "input_shape": list(shape), "runtime": args.runtime,
+            "precision": args.precision, "over": args.over, "epochs": args.epochs,
+            "baselines": free.to_json(), "shrink": rows}
+
+
 def latency_part(args: argparse.Namespace) -> dict[str, Any]:
     cases = []
     for spec in args.latency_models:
         ref, _, shape = spec.partition("@")
-        cases.append(_latency_case(ref, tuple(int(v) for v in shape.split("x")), args.threads,
-                                   args.plans, args.seed))
+        cases.append(_latency_case(ref, tuple(int(v) for v in shape.split("x")), args))
     return {"cases": cases}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("accuracy", "latency"), required=True)
+    parser.add_argument("--part", choices=("accuracy", "latency", "runtime"), required=True)
+    parser.add_argument("--runtime", default="torch", help="where latency is measured")
+    parser.add_argument("--precision", nargs="+", help="the model's, then one per layer")
+    parser.add_argument("--over", help="part runtime: targets over this precision's free "
+                        "baseline in --runtime (e.g. int8)")
     parser.add_argument("--model", default="runs/teacher-resnet20/best.pt")
     parser.add_argument("--targets", type=float, nargs="+", default=[1.25, 1.5])
     parser.add_argument("--batch", type=int, default=32)
@@ -355,10 +420,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    result = accuracy_part(args) if args.part == "accuracy" else latency_part(args)
+    part = {"accuracy": accuracy_part, "latency": latency_part, "runtime": runtime_part}
+    result = part[args.part](args)
     result.update(machine=machine_info(args.threads), seconds=time.perf_counter() - start,
                   command="python " + " ".join(sys.argv))
-    path = RESULTS / f"shrink_vs_baselines_{args.part}.json"
+    setting = "_".join([args.runtime, *(args.precision or [])])
+    name = (args.part if args.runtime == "torch" and not args.precision
+            else f"{args.part}_{setting}" if args.part == "latency"
+            else f"{args.part}_{setting}_b{args.batch}")
+    path = RESULTS / f"shrink_vs_baselines_{name}.json"
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
     return 0

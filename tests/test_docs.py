@@ -75,5 +75,5 @@ def test_the_readme_is_a_landing_page_that_lists_every_command():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(text.splitlines()) <= README_MAX_LINES
     for command in COMMANDS:
-        name = command.__name__.rpartition(".")[2]
+        name = command.__name__.rpartition(".")[2].replace("_", "-")  # deploy_check
         assert f"leanconv {name}" in text, f"README.md does not list `leanconv {name}`"

@@ -179,7 +179,7 @@ def test_cli_shrink_runs_the_issues_command(tmp_path, capsys):
     out = tmp_path / "D"
     assert main(["shrink", "torchvision:mobilenet_v3_small", "--data", "synthetic", "--input",
                  "3x64x64", "--macs-ratio", "0.6", "--epochs", "0", "--threads", "1",
-                 "--quiet", "--out", str(out)]) == 0
+                 "--quiet", "--no-baselines", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert ("No accuracy: 'torchvision:mobilenet_v3_small' has 1000 outputs; data='synthetic' "
             "has 10 classes") in text

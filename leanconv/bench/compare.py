@@ -21,6 +21,8 @@ from leanconv.deploy.latency import folded_side_by_side
 from leanconv.loading import load_model
 from leanconv.models.registry import list_models
 from leanconv.ops.create_conv import create_conv
+from leanconv.runtimes import get_runtime
+from leanconv.runtimes.timing import runtime_side_by_side
 
 DEFAULT_OP_SPECS = ("standard", "group:g=4,shuffle=1", "dwsep", "hetconv:p=4", "hetconv:p=8",
                     "compconv:c0=128", "compconv:c0=64", "dilated:d=2", "deform")
@@ -90,12 +92,20 @@ def zoo_costs(pattern: str = "*", conv: str | None = None) -> list[dict[str, Any
 def compare_convs(model: str | nn.Module, specs: Sequence[str],
                   input_shape: Sequence[int] | None = None, *, batch: int = 1,
                   latency: bool = False, device: str = "cpu", channels_last: bool = False,
-                  threads: int | None = None) -> list[dict[str, Any]]:
+                  threads: int | None = None, runtime: str = "torch",
+                  precision: str | None = None, calibration: torch.Tensor | None = None
+                  ) -> list[dict[str, Any]]:
     """One model with each conv spec of ``specs`` (``'standard'``: unchanged), profiled on
     ``input_shape`` and, with ``latency``, folded as deployed and timed side by side in
     interleaved rounds (:func:`leanconv.deploy.latency.folded_side_by_side`: drift on a shared
     machine hits every variant alike; ``threads`` default: torch's; the models themselves are
     not changed).
+
+    ``runtime`` and ``precision`` (:data:`leanconv.runtimes.RUNTIMES`; default ``torch`` in
+    its first precision, ``fp32``: the folded models above): with ``latency``, the models are
+    built in that runtime and precision instead and timed side by side there
+    (:func:`leanconv.runtimes.timing.runtime_side_by_side`, on the CPU); int8 is calibrated on
+    ``calibration`` (images N x C x H x W, required for int8).
 
     ``model``: a reference for :func:`leanconv.load_model` (a zoo model is built with each
     spec, any other model converted, see :func:`leanconv.converter.load_with_conv`), or an
@@ -111,6 +121,11 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
     check_int(owner, "batch", batch)
     check_choice(owner, "device", device, DEVICES)
     check_threads(owner, threads)
+    deployed = latency_runtime(owner, runtime, precision, latency=latency, device=device)
+    if deployed is not None and deployed[1] == "int8" and (
+            not isinstance(calibration, torch.Tensor) or calibration.dim() != 4):
+        raise ValueError(f"{owner}: precision='int8' needs calibration images (N, C, H, W) "
+                         f"to calibrate on; got calibration={type(calibration).__name__}")
     if input_shape is not None:
         input_shape = check_input_shape(owner, input_shape)
         if batch != 1:
@@ -131,10 +146,16 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
                          f"{type(model).__name__}")
     records = [{"conv": spec, **profile(m, input_shape).totals} for spec, m in models.items()]
     keys = list(COMPARED_KEYS)
-    if latency:
+    if latency and deployed is not None:
+        timed = runtime_side_by_side(models, input_shape, runtime=deployed[0],
+                                     precision=deployed[1], calibration=calibration,
+                                     channels_last=channels_last, owner=owner,
+                                     threads=threads or torch.get_num_threads())
+    elif latency:
         timed = folded_side_by_side(models, input_shape, device=device,
                                     channels_last=channels_last,
                                     threads=threads or torch.get_num_threads())
+    if latency:
         for record in records:
             record["latency_ms"], record["latency_iqr_ms"] = timed[record["conv"]]
         keys.append("latency_ms")
@@ -143,3 +164,25 @@ def compare_convs(model: str | nn.Module, specs: Sequence[str],
         record.update({f"{key}_vs_first": record[key] / first[key] if first[key] else None
                        for key in keys})
     return records
+
+
+def latency_runtime(owner: str, runtime: object, precision: object, *, latency: bool,
+                    device: str = "cpu") -> tuple[str, str] | None:
+    """``(runtime, precision)`` a latency is to be measured in (``precision`` None: the
+    runtime's first), or None for PyTorch fp32: the folded models, timed on any device as
+    before runtimes existed. A ``ValueError`` for a runtime that is unknown or not installed,
+    a precision it does not run here, another runtime or precision without ``latency``, or
+    with ``device`` ``cuda`` (the runtimes run on the CPU)."""
+    entry = get_runtime(owner, runtime, precision)
+    precision = precision or entry.precisions[0]
+    if (runtime, precision) == ("torch", "fp32"):
+        return None
+    if not latency:
+        raise ValueError(f"{owner}: runtime={runtime!r} precision={precision!r} say where the "
+                         f"latency is measured; measure it (latency=True, --latency) or leave "
+                         f"them out")
+    if device != "cpu":
+        raise ValueError(f"{owner}: device={device!r} is invalid with runtime={runtime!r} "
+                         f"precision={precision!r}: the runtimes run on the CPU; give "
+                         f"device='cpu'")
+    return str(runtime), str(precision)

@@ -13,6 +13,7 @@ from leanconv.cli import (
     compare,
     convert,
     cost,
+    deploy_check,
     eval,
     export,
     models,
@@ -27,11 +28,13 @@ from leanconv.errors import ExportError
 # ``func=run``; ``run(args) -> str`` does the work (its heavy imports inside) and returns
 # what to print. A ValueError or ExportError is the user's error, and an OSError (a file that
 # cannot be read or written) too: one line on stderr, exit 2.
-COMMANDS = (ops, models, cost, convert, shrink, train, eval, compare, export, bench, specs)
+COMMANDS = (ops, models, cost, convert, deploy_check, shrink, train, eval, compare, export, bench,
+            specs)
 # What each command writes: {command: {flag: "file" or "folder"}}, checked before it runs
 OUTPUTS = {"convert": {"--out": "file"}, "export": {"--onnx": "file"}, "cost": {"--out": "file"},
            "shrink": {"--out": "folder"}, "train": {"--out": "folder"},
-           "compare": {"--out": "folder"}, "bench": {"--out": "file"}}
+           "compare": {"--out": "folder"}, "bench": {"--out": "file"},
+           "deploy-check": {"--json": "file"}}
 DESCRIPTION = ("Efficient convolution operators for PyTorch, and the tools to make a trained "
                "CNN cheaper on this machine: convert, shrink, train, measure and export.")
 EPILOG = ("MODEL is everywhere what leanconv.load_model takes: a zoo name (leanconv models "

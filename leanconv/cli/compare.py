@@ -32,7 +32,8 @@ def add_parser(subparsers: Any) -> None:
                         "measured cost",
         description="Train the model once per conv spec (and seed) on the data, then profile "
                     "each (params, analytic and executed MACs, memory access) and time the "
-                    "folded models side by side at batch 1 and 32; writes results.csv/.json/.md "
+                    "folded models side by side at batch 1 and 32 (or the models built in "
+                    "--runtime at --precision); writes results.csv/.json/.md "
                     "and two plots to the output folder.")
     parser.add_argument("--convs", nargs="+", metavar="SPEC",
                         help="conv specs (default: " + " ".join(DEFAULT_CONVS) + ")")
@@ -40,15 +41,23 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--preset", choices=tuple(PRESETS), default="quick")
     parser.add_argument("--out", help="output folder (default runs/compare-MODEL-PRESET)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--runtime", default="torch",
+                        help="measure the latencies in this runtime: torch (default: the "
+                             "folded models), onnxruntime or openvino")
+    parser.add_argument("--precision", help="the runtime's precision (default: its first): "
+                        "torch fp32/bf16, onnxruntime fp32/int8 (calibrated on the data's "
+                        "training images), openvino default/fp32/int8")
     add_train_options(parser, skip=("--conv", "--seed"))
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> str:
-    from leanconv.train.compare import compare, markdown_table
+    from leanconv.train.compare import compare, latency_label, markdown_table
 
     config = train_config(args, **PRESETS[args.preset], progress=not args.no_progress)
     out = Path(args.out or f"runs/compare-{config.model}-{args.preset}")
-    rows = compare(config, args.convs or list(DEFAULT_CONVS), args.seeds or [0], out)
-    return (f"{markdown_table(rows)}\n\nwrote {out}/results.csv, results.json, results.md, "
+    rows = compare(config, args.convs or list(DEFAULT_CONVS), args.seeds or [0], out,
+                   runtime=args.runtime, precision=args.precision)
+    label = latency_label(args.runtime, args.precision)
+    return (f"{markdown_table(rows, label)}\n\nwrote {out}/results.csv, results.json, results.md, "
             f"acc_vs_macs.png, acc_vs_latency.png")

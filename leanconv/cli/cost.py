@@ -1,5 +1,7 @@
 """``leanconv cost``: one model's cost per layer (:func:`leanconv.profile`), or the model
-with several conv specs side by side (:func:`leanconv.bench.compare_convs`)."""
+with several conv specs side by side (:func:`leanconv.bench.compare_convs`); the latency
+folded in PyTorch fp32, or in another runtime and precision (``--runtime``, ``--precision``:
+:mod:`leanconv.runtimes`)."""
 
 from __future__ import annotations
 
@@ -8,14 +10,20 @@ import json
 from typing import Any
 
 from leanconv.cli._args import (
+    DATA_FLAGS,
     add_build_options,
+    add_flags,
     add_input_argument,
     add_model_argument,
     build_options,
+    given_options,
     positive_int,
+    square_side,
 )
 
 FORMATS = ("table", "csv", "json", "md")
+CALIBRATION_FLAGS = {flag: DATA_FLAGS[flag] for flag in ("--data", "--data-dir")}
+CALIB_IMAGES = 64  # int8's calibration images: enough for its ranges, and latency
 
 
 def add_parser(subparsers: Any) -> None:
@@ -36,6 +44,12 @@ def add_parser(subparsers: Any) -> None:
                         "of the model as deployed: folded (leanconv.fold) first")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for timing")
+    parser.add_argument("--runtime", help="measure the latency in this runtime: torch "
+                        "(default: the folded model), onnxruntime or openvino; the whole "
+                        "model only (the per-layer latency is PyTorch's)")
+    parser.add_argument("--precision", help="the runtime's precision (default: its first): "
+                        "torch fp32/bf16, onnxruntime fp32/int8, openvino default/fp32/int8")
+    add_flags(parser, CALIBRATION_FLAGS, {})
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--depth", type=int, help="module depth of the rows (default: layers)")
     parser.add_argument("--format", choices=FORMATS, default="table",
@@ -45,6 +59,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
+    from leanconv.bench.compare import latency_runtime
+
+    args.deployed = latency_runtime("cost", args.runtime or "torch", args.precision,
+                                    latency=args.latency, device=args.device)
+    data_given = given_options(args, CALIBRATION_FLAGS, {})
+    if data_given and (args.deployed is None or args.deployed[1] != "int8"):
+        raise ValueError(f"--{next(iter(data_given)).replace('_', '-')} gives the images int8 "
+                         f"is calibrated on; it applies with --latency --precision int8 only")
     if args.conv and args.compare:
         raise ValueError("give either --conv or --compare, not both")
     if args.num_classes and args.compare:
@@ -66,14 +88,21 @@ def _profile(args: argparse.Namespace) -> str:
     model, info = load_with_conv(args.model, args.conv, **build_options(args))
     shape = (args.batch, *args.input) if args.input else info.input_shape(args.batch)
     note = ""
+    original = model
     if args.latency:
         from leanconv.deploy import fold
 
         model = fold(model.to(args.device), shape, channels_last=args.channels_last,
                      threads=args.threads)[0]
         note = "latency of the folded model (BatchNorm folded, fastest forms)"
-    result = profile(model, shape, latency=args.latency, device=args.device,
+    in_runtime = args.deployed is not None
+    result = profile(model, shape, latency=args.latency and not in_runtime, device=args.device,
                      channels_last=args.channels_last, threads=args.threads)
+    if in_runtime:
+        timed, note = _runtime_latency(args, {"model": original}, shape, info)
+        total = result.module("")
+        total["latency_ms"], total["latency_iqr_ms"] = timed["model"]
+        note += "; the per-layer latency is PyTorch's only: here the whole model's (TOTAL)"
     if args.format == "json":
         return json.dumps({**result.to_dict(), **({"note": note} if note else {})}, indent=2,
                           default=list)
@@ -89,18 +118,69 @@ def _compare(args: argparse.Namespace) -> str:
     from leanconv.tables import format_table, records_table
 
     shape = (args.batch, *args.input) if args.input else None
+    deployed, calibration, note = {}, None, FOLDED_NOTE
+    if args.deployed is not None:
+        from leanconv.loading import load_model
+
+        in_chans = {"in_chans": args.input[0]} if args.input else {}
+        info = load_model(args.model, **in_chans)[1]  # the input and data of the model
+        calibration, note = _calibration(args, shape or info.input_shape(args.batch), info)
+        note = f"latency in {' '.join(args.deployed)}, side by side{note}"
+        deployed = {"runtime": args.deployed[0], "precision": args.deployed[1]}
     records = compare_convs(args.model, args.compare, shape,
                             batch=1 if args.input else args.batch, latency=args.latency,
                             device=args.device, channels_last=args.channels_last,
-                            threads=args.threads)
+                            threads=args.threads, calibration=calibration, **deployed)
     if args.format == "json":
         return json.dumps(records, indent=2)
     keys = [*COMPARED_KEYS, *(["latency_ms"] if args.latency else [])]
     if args.format == "csv":
         return records_table(records, ["conv", *keys, *(f"{k}_vs_first" for k in keys)])
     header = ["conv", *keys, *(f"{k} vs first" for k in keys)]
-    note = f"{FOLDED_NOTE}\n" if args.latency else ""
+    note = f"{note}\n" if args.latency else ""
     rows = [[r["conv"], *(f"{r[k]:,}" if isinstance(r[k], int) else f"{r[k]:.3f}" for k in keys),
              *(None if r[f"{k}_vs_first"] is None else f"{r[f'{k}_vs_first']:.3f}"
                for k in keys)] for r in records]
     return note + format_table(header, rows, "md" if args.format == "md" else "text")
+
+
+def _calibration(args: argparse.Namespace, shape: tuple[int, ...], info: Any
+                 ) -> tuple[Any, str]:
+    """``(images, note)``: what int8 is calibrated on (None for another precision): the
+    first :data:`CALIB_IMAGES` training images of ``--data`` as the model sees them, or,
+    without ``--data``, random normal images (right for int8's latency, which does not
+    depend on the values; not for its accuracy), said in the note."""
+    if args.deployed is None or args.deployed[1] != "int8":
+        return None, ""
+    import torch
+
+    options = given_options(args, CALIBRATION_FLAGS, {})
+    data = options.pop("data", None)
+    if data is None and not options:
+        return (torch.randn((CALIB_IMAGES, *shape[1:])),
+                f" (int8 calibrated on {CALIB_IMAGES} random normal images: give --data for "
+                f"the model's own; the latency does not depend on them)")
+    from leanconv.data.load import dataset_for_model
+
+    side = square_side(tuple(shape[1:]), "--input")
+    dataset = dataset_for_model(info, data, need_labels=False, image_size=side,
+                                in_chans=shape[1], **options)
+    return (dataset.model_inputs(CALIB_IMAGES),
+            f" (int8 calibrated on {CALIB_IMAGES} training images of {dataset.spec})")
+
+
+def _runtime_latency(args: argparse.Namespace, models: dict[str, Any], shape: tuple[int, ...],
+                     info: Any) -> tuple[Any, str]:
+    """``models`` built in ``--runtime`` at ``--precision`` and timed side by side, and the
+    note that says so."""
+    import torch
+
+    from leanconv.runtimes.timing import runtime_side_by_side
+
+    calibration, note = _calibration(args, shape, info)
+    runtime, precision = args.deployed
+    timed = runtime_side_by_side(models, shape, runtime=runtime, precision=precision,
+                                 threads=args.threads or torch.get_num_threads(),
+                                 calibration=calibration, channels_last=args.channels_last,
+                                 owner="cost")
+    return timed, f"latency of the model in {runtime} {precision}{note}"

@@ -1,5 +1,6 @@
-"""``leanconv eval``: test accuracy, loss and per-class accuracy of a training checkpoint or
-a converted file (:func:`leanconv.train.evaluate.evaluate_checkpoint`)."""
+"""``leanconv eval``: test accuracy, loss and per-class accuracy of a training checkpoint, a
+converted file or a runtime artifact (``model.onnx``, ``model.xml``;
+:func:`leanconv.train.evaluate.evaluate_checkpoint`)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,20 @@ from leanconv.cli._args import (
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "eval", help="test accuracy, loss and per-class accuracy of a saved model",
-        description="Evaluate a training checkpoint or a `leanconv convert --out` file on the "
-                    "test split of its data (default: the data it was trained on). On images "
-                    "not labelled with its classes (images:DIR, other classes), it is compared "
-                    "with the saved model it was made from instead (the file it was converted "
-                    "from, or its teacher): top-1 agreement and KL divergence.")
-    parser.add_argument("--checkpoint", required=True, help="best.pt / last.pt of a run, or a "
-                        "leanconv convert --out file")
+        "eval", help="test accuracy, loss and per-class accuracy of a saved model or a "
+                     "deployed .onnx / .xml file",
+        description="Evaluate a training checkpoint, a `leanconv convert --out` file or a "
+                    "runtime artifact (model.onnx run in onnxruntime, an OpenVINO model.xml "
+                    "with its .bin, as leanconv shrink writes them) on the test split of its "
+                    "data (default: the data it was trained on, which the file records; an "
+                    ".onnx or .xml written elsewhere needs --data). An artifact takes the "
+                    "images at the input it was built for. On images not labelled with its "
+                    "classes (images:DIR, other classes), a .pt file is compared with the "
+                    "saved model it was made from instead (the file it was converted from, or "
+                    "its teacher): top-1 agreement and KL divergence; an artifact needs "
+                    "labelled images.")
+    parser.add_argument("--checkpoint", required=True, help="best.pt / last.pt of a run, a "
+                        "leanconv convert --out file, or a model.onnx / model.xml artifact")
     add_data_options(parser)
     parser.add_argument("--batch-size", type=positive_int, default=1000)
     parser.set_defaults(func=run)
@@ -44,5 +51,6 @@ def run(args: argparse.Namespace) -> str:
                 f"of {result['data']})")
     table = format_table(("class", "accuracy"),
                          [(name, f"{acc:.4f}") for name, acc in result["per_class"].items()])
-    return (f"{args.checkpoint}: test accuracy {result['acc']:.4f}, loss {result['loss']:.4f} "
-            f"({result['images']} images of {result['data']})\n{table}")
+    where = f" ({result['runtime']} {result['precision']})" if "runtime" in result else ""
+    return (f"{args.checkpoint}{where}: test accuracy {result['acc']:.4f}, loss "
+            f"{result['loss']:.4f} ({result['images']} images of {result['data']})\n{table}")

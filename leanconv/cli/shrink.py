@@ -57,7 +57,19 @@ def add_parser(subparsers: Any) -> None:
                              "(default: torch's, usually the core count)")
     parser.add_argument("--input", type=input_size, help="CxHxW (default: the model's own)")
     parser.add_argument("--channels-last", action="store_true",
-                        help="measure in channels_last memory format")
+                        help="measure in channels_last memory format (PyTorch)")
+    parser.add_argument("--runtime", default="torch",
+                        help="where the model is deployed and every latency is measured: "
+                             "torch (folded PyTorch eager, default), onnxruntime or openvino "
+                             "(the 'openvino' extra)")
+    parser.add_argument("--precision", nargs="+", metavar="P",
+                        help="the model's precision in --runtime, then at most one lower "
+                             "precision single layers may take: e.g. 'fp32 int8' "
+                             "(onnxruntime), 'default int8' (openvino), 'fp32 bf16' (torch, "
+                             "on a CPU with native bf16); default: the runtime's first")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the free baselines (the unchanged model in every "
+                             "installed runtime and precision, with its test accuracy)")
     parser.add_argument("--candidates", nargs="+", metavar="SPEC",
                         help="what KxK convs may become (default: hetconv:p=2 hetconv:p=4 "
                              "hetconv:p=8 dwsep group:g=2,shuffle=1 group:g=4,shuffle=1; "
@@ -101,5 +113,6 @@ def run(args: argparse.Namespace) -> str:
                     channels_last=args.channels_last, epochs=args.epochs,
                     lr=args.lr, batch_size=args.batch_size, calib_images=args.calib_images,
                     held_out_images=args.held_out_images, use_cache=not args.no_cache,
-                    progress=not args.quiet, **build_options(args), **options)
+                    progress=not args.quiet, runtime=args.runtime, precision=args.precision,
+                    baselines=not args.no_baselines, **build_options(args), **options)
     return markdown(result) + f"\nwrote {', '.join(result.files.values())}"

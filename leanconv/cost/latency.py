@@ -6,7 +6,7 @@ serialise the GPU)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -93,10 +93,12 @@ class SideBySide(dict[str, tuple[float, float]]):
         return median_iqr(ratios)[0]
 
 
-def interleaved_samples(calls: Mapping[str, tuple[nn.Module, list[torch.Tensor]]],
+def interleaved_samples(calls: Mapping[str, tuple[Callable[..., object], list[torch.Tensor]]],
                         threads: int, seconds: float, min_rounds: int = MIN_ROUNDS
                         ) -> dict[str, list[float]]:
-    """Time ``module(*inputs)`` of every entry of ``calls`` in short blocks that take turns:
+    """Time ``module(*inputs)`` of every entry of ``calls`` (a module, or any call such as a
+    runtime artifact's :meth:`~leanconv.runtimes.Artifact.runner` with no inputs) in short
+    blocks that take turns:
     each round times one block of each entry (the order reversed every other round), a block
     is about :data:`BLOCK_SECONDS` of calls (at least one), and there are enough rounds for
     each entry to be timed about ``seconds`` in all (at least ``min_rounds``). Returns the

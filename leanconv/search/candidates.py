@@ -76,25 +76,30 @@ def _input_shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ..
 
 def search_layers(model: nn.Module, input_shape: tuple[int, ...],
                   kxk: Sequence[str] = KXK_CANDIDATES,
-                  pointwise: Sequence[str] = POINTWISE_CANDIDATES) -> list[Layer]:
+                  pointwise: Sequence[str] = POINTWISE_CANDIDATES, *,
+                  every_conv: bool = False) -> list[Layer]:
     """The layers of ``model`` a search chooses for (module docstring), in forward order,
-    with the input shape each receives at ``input_shape`` and the candidates it can take."""
+    with the input shape each receives at ``input_shape`` and the candidates it can take.
+    ``every_conv``: the stem, grouped convs and convs no candidate fits are layers too, with
+    ``keep`` alone (a search over precisions gives each of them a choice of precision)."""
     convs = [(name, m) for name, m in model.named_modules() if type(m) is nn.Conv2d]
-    chosen = [(name, conv) for name, conv in convs[1:] if conv.groups == 1]
+    chosen = [(name, conv) for i, (name, conv) in enumerate(convs)
+              if every_conv or (i > 0 and conv.groups == 1)]
     shapes = _input_shapes(model, [name for name, _ in chosen], tuple(input_shape))
     layers = []
     for name, conv in chosen:
         if name not in shapes:  # not used in the forward
             continue
         layer = Layer(name, conv, shapes[name], (KEEP,))
-        for spec in (pointwise if _is_pointwise(conv) else kxk)[1:]:
+        operators = (pointwise if _is_pointwise(conv) else kxk)[1:]
+        for spec in operators if conv.groups == 1 and conv is not convs[0][1] else ():
             try:
                 create_conv_like(spec, conv)
             except ValueError as error:
                 layer.refused[spec] = str(error).split("\n")[0]
                 continue
             layer.specs += (spec,)
-        if len(layer.specs) > 1:
+        if len(layer.specs) > 1 or every_conv:
             layers.append(layer)
     order = {name: i for i, name in enumerate(shapes)}
     return sorted(layers, key=lambda layer: order[layer.name])

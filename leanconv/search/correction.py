@@ -9,9 +9,12 @@ per-layer entry holds.
 
 So the table is calibrated with measured plans: the uniform plan of each candidate spec
 (every layer that may take it takes it) and :data:`RANDOM_PLANS` random plans, each applied
-data-free (speed does not depend on the weights), folded and timed side by side with the
-folded original (:func:`leanconv.deploy.latency.folded_speedups`), which gives its latency
-ratio ``y_p = t(p) / t(original)``. The table's prediction of plan ``p`` is
+data-free (speed does not depend on the weights), deployed and timed side by side with the
+deployed original (:meth:`leanconv.search.deployment.Deployment.speedups`: folded in
+PyTorch, or built in the runtime and precisions shrink measures in; a plan whose layers
+take a lower precision pays the conversions between precisions there, which ``m`` and ``c``
+absorb), which gives its latency ratio ``y_p = t(p) / t(original)``. The table's prediction
+of plan ``p`` is
 
     predicted(p) = T + sum_i (e_{i,p_i} - k_i + c_{p_i} k_i) + [p mixes specs] m
 
@@ -35,8 +38,8 @@ import torch
 from torch import nn
 
 from leanconv.converter import KEEP, convert
-from leanconv.deploy.latency import folded_speedups
 from leanconv.search.candidates import Layer
+from leanconv.search.deployment import Deployment, specs_of
 from leanconv.search.latency_table import LatencyTable
 
 RANDOM_PLANS = 6  # random calibration plans, besides one uniform plan per spec
@@ -64,14 +67,17 @@ def calibration_plans(layers: Sequence[Layer], random_plans: int = RANDOM_PLANS
 
 def calibrate(table: LatencyTable, model: nn.Module, layers: Sequence[Layer],
               input_shape: tuple[int, ...], *, threads: int, channels_last: bool = False,
-              random_plans: int = RANDOM_PLANS) -> LatencyTable:
-    """Measure the calibration plans of ``layers`` against ``model`` and :func:`fit` the
-    table to them. Returns ``table``."""
+              random_plans: int = RANDOM_PLANS, deployment: Deployment | None = None
+              ) -> LatencyTable:
+    """Measure the calibration plans of ``layers`` against ``model`` in ``deployment``
+    (default: PyTorch fp32 at ``threads`` and the memory format) and :func:`fit` the table
+    to them. Returns ``table``."""
     start = time.perf_counter()
+    deployment = deployment or Deployment(threads=threads, channels_last=channels_last)
     plans = calibration_plans(layers, random_plans)
-    models = {name: convert(model, plan)[0] for name, plan in plans.items()}
-    measured = {name: value.speedup for name, value in folded_speedups(
-        model, models, input_shape, threads=threads, channels_last=channels_last).items()}
+    models = {name: (convert(model, specs_of(plan))[0], plan) for name, plan in plans.items()}
+    measured = {name: value.speedup for name, value in deployment.speedups(
+        model, models, input_shape).items()}
     fit(table, {name: (plan, measured[name]) for name, plan in plans.items()})
     table.seconds += time.perf_counter() - start
     return table

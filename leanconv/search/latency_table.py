@@ -41,13 +41,13 @@ import torch
 from torch import nn
 
 from leanconv.converter import KEEP
-from leanconv.cost.latency import interleaved_samples, make_inputs, median_iqr, torch_threads
+from leanconv.cost.latency import interleaved_samples, median_iqr, torch_threads
 from leanconv.cost.profile import profile
-from leanconv.deploy import fold
 from leanconv.io import atomic_write_text, user_cache_dir
 from leanconv.machine import cpu_model
 from leanconv.ops.create_conv import create_conv_like
 from leanconv.search.candidates import Layer
+from leanconv.search.deployment import Deployment, split_choice
 
 CACHE_VERSION = 1
 
@@ -165,19 +165,14 @@ class LatencyTable:
                 f"{calibrated}, {self.seconds:.1f} s")
 
 
-def _entry_module(spec: str, conv: nn.Conv2d) -> nn.Module:
-    """The candidate as deployed: ``spec`` with ``conv``'s geometry (``keep``: a copy of
-    ``conv``) followed by a BatchNorm, both in eval mode (the fold merges the norm)."""
+def _entry_module(choice: str, conv: nn.Conv2d) -> nn.Module:
+    """The candidate as deployed: ``choice``'s spec with ``conv``'s geometry (``keep``: a
+    copy of ``conv``) followed by a BatchNorm, both in eval mode (the fold merges the norm)."""
+    spec = split_choice(choice)[0]
     layer = copy.deepcopy(conv) if spec == KEEP else create_conv_like(spec, conv)
     parameter = next(conv.parameters())
     norm = nn.BatchNorm2d(conv.out_channels).to(device=parameter.device, dtype=parameter.dtype)
     return nn.Sequential(layer, norm).eval()
-
-
-def _deployed(module: nn.Module, input_shape: tuple[int, ...], threads: int,
-              channels_last: bool) -> nn.Module:
-    folded, _ = fold(module, input_shape, channels_last=channels_last, threads=threads)
-    return folded.to(memory_format=torch.channels_last) if channels_last else folded
 
 
 def _macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -187,11 +182,14 @@ def _macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
 def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[int, ...], *,
                   threads: int, channels_last: bool = False, rounds: int = 5,
                   min_run_time: float = 0.02, use_cache: bool = True,
-                  cache_dir: str | os.PathLike[str] | None = None) -> LatencyTable:
-    """Measure (or reuse from the cache) every entry of ``layers`` and the folded original
-    ``model`` at ``input_shape`` (batch first), as the module docstring describes."""
+                  cache_dir: str | os.PathLike[str] | None = None,
+                  deployment: Deployment | None = None) -> LatencyTable:
+    """Measure (or reuse from the cache) every entry of ``layers`` and the deployed original
+    ``model`` at ``input_shape`` (batch first), as the module docstring describes, in
+    ``deployment`` (default: PyTorch fp32 at ``threads`` and the memory format)."""
     start = time.perf_counter()
-    key = cache_key(input_shape[0], threads, channels_last)
+    deployment = deployment or Deployment(threads=threads, channels_last=channels_last)
+    key = {**cache_key(input_shape[0], threads, channels_last), **deployment.cache_key()}
     path = cache_path(key, cache_dir)
     cached = read_cache(path, key) if use_cache else {}
     ms: dict[str, dict[str, float]] = {layer.name: {} for layer in layers}
@@ -200,11 +198,8 @@ def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[
     groups: dict[str, dict[str, tuple[nn.Module, list[torch.Tensor]]]] = {}
     pending: dict[str, list[tuple[str, str]]] = {}  # signature -> the (layer, spec) it times
     reused = 0
-    parameter = next(model.parameters())
     with torch_threads(threads):
         for layer in layers:
-            inputs = make_inputs([layer.input_shape], parameter.device.type, parameter.dtype,
-                                 channels_last)
             for spec in layer.specs:
                 module = _entry_module(spec, layer.conv)
                 macs[layer.name][spec] = _macs(module, layer.input_shape)
@@ -216,16 +211,15 @@ def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[
                     pending[sig].append((layer.name, spec))
                 else:
                     pending[sig] = [(layer.name, spec)]
-                    deployed = _deployed(module, layer.input_shape, threads, channels_last)
-                    groups.setdefault(layer.name, {})[sig] = (deployed, inputs)
+                    groups.setdefault(layer.name, {})[sig] = deployment.call(
+                        module, layer.input_shape, split_choice(spec)[1] is not None)
         for calls in groups.values():
             for sig, values in interleaved_samples(calls, threads, rounds * min_run_time,
                                                    min_rounds=rounds).items():
                 cached[sig] = median_iqr(values)[0]
-        whole = _deployed(model, tuple(input_shape), threads, channels_last)
-        whole_inputs = make_inputs([tuple(input_shape)], parameter.device.type,
-                                   parameter.dtype, channels_last)
-        total = interleaved_samples({"model": (whole, whole_inputs)}, threads,
+        whole = deployment.artifact(model, tuple(input_shape)).runner(
+            torch.randn(tuple(input_shape)))
+        total = interleaved_samples({"model": (whole, [])}, threads,
                                     max(rounds * min_run_time, 0.5), min_rounds=rounds)
     for sig, entries in pending.items():
         for name, spec in entries:

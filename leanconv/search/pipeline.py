@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,12 @@ import torch
 from torch import nn
 
 from leanconv._validate import check_int, check_threads
+from leanconv.bench.baselines import Baselines, free_baselines
 from leanconv.converter import KEEP, ConversionReport, convert, describe_conv, save_converted
 from leanconv.cost.latency import torch_threads
 from leanconv.data.load import dataset_for_model, labels_apply
 from leanconv.loading import ModelInfo, load_model, reference_kind
+from leanconv.runtimes import get_runtime, time_artifacts
 from leanconv.search.candidates import (
     KXK_CANDIDATES,
     POINTWISE_CANDIDATES,
@@ -49,15 +52,24 @@ from leanconv.search.candidates import (
     search_layers,
 )
 from leanconv.search.correction import calibrate
+from leanconv.search.deployment import Deployment, specs_of
 from leanconv.search.knapsack import Selection, pareto_front
 from leanconv.search.latency_table import LatencyTable, measure_table
 from leanconv.search.report import ShrinkResult, write_outputs
-from leanconv.search.selection import check_reachable, checked_plan, measure_speedup, plan_of
+from leanconv.search.selection import (
+    TOLERANCE,
+    check_reachable,
+    checked_plan,
+    measure_speedup,
+    plan_of,
+)
 from leanconv.search.sensitivity import measure_sensitivity
 from leanconv.search.target import Target
 from leanconv.train import TrainConfig, evaluate, train
 from leanconv.train.distributed import DistContext
 from leanconv.train.evaluate import evaluate_agreement
+
+TIMING_CALIBRATION = 32  # images int8 timing builds calibrate on (speed ignores the values)
 
 
 def _check_args(owner: str, model: object, out: object, batch: object, threads: object,
@@ -138,6 +150,9 @@ def shrink(
     progress: bool | Callable[[str], None] = True,
     num_classes: int | None = None,
     in_chans: int | None = None,
+    runtime: str = "torch",
+    precision: Sequence[str] | None = None,
+    baselines: bool = True,
     **data_options: Any,
 ) -> ShrinkResult:
     """Make the trained ``model`` (a :func:`leanconv.load_model` reference) meet one target
@@ -152,10 +167,21 @@ def shrink(
     takes: labels are needed for accuracy only, module docstring); ``epochs`` of
     fine-tuning with distillation from ``model`` at ``lr`` (0: none). ``num_classes`` and
     ``in_chans``: for a model built from a name, its outputs and input channels (the images
-    follow the model's channels). Writes ``out/plan.json``,
-    ``out/model.pt`` (what :func:`leanconv.load_model` loads), ``out/report.md``,
-    ``out/report.json`` and ``out/pareto.png``. Raises :class:`TargetUnreachable` before any
-    training when no plan meets the target."""
+    follow the model's channels).
+
+    ``runtime`` (:data:`leanconv.runtimes.RUNTIMES`: ``torch``, ``onnxruntime``,
+    ``openvino``) and ``precision`` (the model's, then at most one lower precision single
+    layers may take, e.g. ``("fp32", "int8")``; default: the runtime's first) say where
+    every latency is measured and the speed-up is counted from (the original in the
+    runtime's first precision is 1.00x). ``baselines``: first measure the free baselines
+    (:func:`leanconv.bench.baselines.free_baselines`, the unchanged model in every installed
+    runtime and precision); the report compares the result with the best of ``runtime``'s
+    and, where that baseline is as fast and loses no more, hands it back instead.
+
+    Writes ``out/plan.json``, ``out/model.pt`` (what :func:`leanconv.load_model` loads),
+    the runtime's artifact (``out/model.onnx``, or ``out/model.xml`` and ``.bin``) when the
+    runtime is not PyTorch, ``out/report.md``, ``out/report.json`` and ``out/pareto.png``.
+    Raises :class:`TargetUnreachable` before any training when no plan meets the target."""
     owner = "shrink"
     target = Target.from_args(speedup, latency_ms, macs_ratio)
     _check_args(owner, model, out, batch, threads, epochs, calib_images, held_out_images,
@@ -163,6 +189,9 @@ def shrink(
     kxk = check_candidates(owner, "candidates", candidates)
     pointwise = check_candidates(owner, "pointwise_candidates", pointwise_candidates)
     threads = threads or torch.get_num_threads()
+    runtime_entry = get_runtime(owner, runtime)
+    precisions = tuple(precision) if precision is not None else runtime_entry.precisions[:1]
+    Deployment(runtime, precisions, threads, channels_last)  # checks them before any work
     say = progress if callable(progress) else (print if progress else (lambda _: None))
     ref, out_dir, seconds = str(model), Path(out), {}
     start = time.perf_counter()
@@ -177,36 +206,59 @@ def shrink(
             f"the original, and fine-tuned by distillation alone")
     shape = (batch, *(input_size or info.input_shape(1)[1:]))
     with torch_threads(threads):
-        layers = search_layers(original, shape, kxk, pointwise)
-        if not layers:
+        images = dataset.model_inputs(calib_images + held_out_images)
+        calibration, held_out = images[:calib_images], images[calib_images:]
+        deployment = Deployment(runtime, precisions, threads, channels_last,
+                                calibration[:TIMING_CALIBRATION])
+        free = None
+        if baselines:
+            start_baselines = time.perf_counter()
+            free = free_baselines(original, shape, threads=threads, calibration=calibration,
+                                  dataset=dataset, progress=say)
+            seconds["baselines"] = round(time.perf_counter() - start_baselines, 2)
+            say(_baselines_line(free, runtime))
+        # with a precision per layer, every conv chooses one (the stem and the shortcuts too)
+        layers = search_layers(original, shape, kxk, pointwise,
+                               every_conv=deployment.lowered is not None)
+        if not any(len(layer.specs) > 1 for layer in layers):
             raise ValueError(f"{owner}: {ref!r} has no layer these candidates can replace "
                              f"(ungrouped convs other than the stem)")
+        for layer in layers:
+            layer.specs = deployment.choices(layer.specs)
         table = measure_table(original, layers, shape, threads=threads,
-                              channels_last=channels_last, use_cache=use_cache)
+                              channels_last=channels_last, use_cache=use_cache,
+                              deployment=deployment)
         if target.kind != "macs_ratio":
             calibrate(table, original, layers, shape, threads=threads,
-                      channels_last=channels_last)
+                      channels_last=channels_last, deployment=deployment)
         seconds["table"] = round(table.seconds, 2)
         say(table.describe())
         check_reachable(table, layers, target)
-        images = dataset.model_inputs(calib_images + held_out_images)
-        calibration, held_out = images[:calib_images], images[calib_images:]
         sensitivity, seconds["sensitivity"] = measure_sensitivity(
             original, layers, calibration, held_out, progress=say)
         start_checks = time.perf_counter()
         selection, plan, checks, options = checked_plan(
-            original, layers, table, target, sensitivity, shape, threads, channels_last, say)
+            original, layers, table, target, sensitivity, shape, deployment, say)
         seconds["checks"] = round(time.perf_counter() - start_checks, 2)
         result = _recover(ref, original, info, dataset, plan, calibration, out_dir, epochs,
                           lr, batch_size, threads, say, data_options, seconds, no_accuracy)
-        measured = measure_speedup(original, result["model"], shape, threads, channels_last)
+        measured = measure_speedup(original, result["model"], shape, deployment, plan)
+        wanted = {"speedup": target.value, "macs_ratio": None}.get(
+            target.kind, measured.reference_ms / target.value)
+        deployed = _deployable(original, result, plan, shape, deployment, calibration,
+                               dataset, no_accuracy, free, wanted, say)
+        if deployed["artifact"] is not None:  # the file records what eval needs to load data
+            answer = info if deployed["summary"]["answer"] == "free baseline" else load_model(
+                str(result["model_file"]))[1]
+            deployed["artifact"].metadata = asdict(answer)
     seconds["total"] = round(time.perf_counter() - start, 2)
     front = pareto_front(options)
     predict = table.predict_macs if target.kind == "macs_ratio" else table.predict
     shrunk = ShrinkResult(
         model=ref, target={"kind": target.kind, "value": target.value,
                            "budget": target.budget(table)},
-        setting={"input_shape": list(shape), "threads": threads,
+        setting={"input_shape": list(shape), "threads": threads, "runtime": runtime,
+                 "precision": list(precisions),
                  "channels_last": channels_last, "data": dataset.spec,
                  "calib_images": calib_images, "held_out_images": held_out_images,
                  "epochs": epochs, "lr": lr, "candidates": list(kxk),
@@ -224,9 +276,81 @@ def shrink(
                "reused": table.reused, "cache": table.cache, "total_ms": table.total_ms,
                "rest_ms": table.rest_ms, "correction": table.correction,
                "mixed_ms": table.mixed_ms, "calibration": table.calibration},
-        seconds=seconds, no_accuracy=no_accuracy, agreement=result["agreement"])
-    shrunk.files = write_outputs(shrunk, out_dir, result["model_file"])
+        seconds=seconds, no_accuracy=no_accuracy, agreement=result["agreement"],
+        baselines=free.to_json() if free is not None else None,
+        deployed=deployed["summary"])
+    shrunk.files = write_outputs(shrunk, out_dir, result["model_file"], deployed["artifact"])
     return shrunk
+
+
+def _baselines_line(free: Baselines, runtime: str) -> str:
+    """One line: the fastest free baseline overall and in ``runtime``."""
+    best, own = free.best(), free.best(runtime)
+    return (f"free baselines (the unchanged model): fastest {best.runtime} {best.precision} "
+            f"{best.speedup:.2f}x over torch fp32; in {runtime}: {own.precision} "
+            f"{own.speedup_in_runtime:.2f}x over its {free.rows_of(runtime)[0].precision}")
+
+
+def _quality(model: Any, original: nn.Module, dataset: Any, no_accuracy: str | None
+             ) -> float:
+    """Test accuracy, or top-1 agreement with ``original`` where there is no accuracy."""
+    if no_accuracy is None:
+        return _accuracy(model, dataset)
+    return evaluate_agreement(model, original, dataset.test, dataset, 1000,
+                              DistContext())["agreement"]
+
+
+def _deployable(original: nn.Module, result: dict[str, Any], plan: dict[str, str],
+                shape: tuple[int, ...], deployment: Deployment, calibration: torch.Tensor,
+                dataset: Any, no_accuracy: str | None, free: Baselines | None,
+                wanted: float | None, say: Callable[[str], None]) -> dict[str, Any]:
+    """The shrunk model built in the runtime (int8 calibrated on all the calibration
+    images), judged on the test split (a lower precision changes the outputs), and timed in
+    turns with the original and with the fastest free baseline of the runtime that is no
+    less accurate. When that baseline is as fast, or meets the ``wanted`` speed-up itself
+    (within :data:`TOLERANCE`), it is the answer (the target, with no more loss) and its
+    artifact is the one handed back. ``{"summary": ..., "artifact": the artifact to write
+    or None}``."""
+    if deployment.runtime == "torch" and free is None:
+        return {"summary": None, "artifact": None}
+    artifact = deployment.artifact(result["model"], shape, plan, calibration=calibration)
+    quality = _quality(artifact, original, dataset, no_accuracy)
+    measure = "agreement" if no_accuracy else "accuracy"
+    summary: dict[str, Any] = {"runtime": deployment.runtime, "artifact": artifact.name,
+                               measure: quality, "answer": "shrunk"}
+    contender = None
+    if free is not None:
+        rows = [row for row in free.rows_of(deployment.runtime)
+                if (row.agreement if no_accuracy else row.accuracy) is not None
+                and (row.agreement if no_accuracy else row.accuracy) >= quality]
+        contender = min(rows, key=lambda row: row.ms, default=None)
+    runtime = get_runtime("shrink", deployment.runtime)
+    timed_artifacts = {"original": deployment.artifact(original, shape), "shrunk": artifact}
+    if contender is not None:
+        timed_artifacts["baseline"] = runtime.build(original, shape, contender.precision,
+                                                    threads=deployment.threads,
+                                                    calibration=calibration)
+    timed = time_artifacts(timed_artifacts, torch.randn(shape), threads=deployment.threads,
+                           rounds=7, min_run_time=0.2)
+    summary["speedup"] = timed.speedup("shrunk", "original")
+    say(f"{artifact.name} artifact: test {measure} {quality:.4f}, "
+        f"{summary['speedup']:.2f}x over the original in {deployment.describe()}")
+    if contender is not None:
+        baseline_speedup = timed.speedup("baseline", "original")
+        summary["baseline"] = {"artifact": timed_artifacts["baseline"].name,
+                               measure: contender.agreement if no_accuracy
+                               else contender.accuracy, "speedup": baseline_speedup}
+        meets = wanted is not None and baseline_speedup >= wanted * (1 - TOLERANCE)
+        if baseline_speedup >= summary["speedup"] or meets:
+            summary["answer"] = "free baseline"
+            why = ("meets the target" if meets and baseline_speedup < summary["speedup"]
+                   else "is as fast as the shrunk model or faster")
+            say(f"the free baseline is the answer: the unchanged model in "
+                f"{timed_artifacts['baseline'].name} runs {baseline_speedup:.2f}x, {why}, "
+                f"and loses no more; it is the artifact written")
+            artifact = timed_artifacts["baseline"]
+    return {"summary": summary,
+            "artifact": artifact if artifact.suffix is not None else None}
 
 
 def _selection_info(selection: Selection) -> dict[str, float]:
@@ -271,7 +395,7 @@ def _recover(ref: str, original: nn.Module, info: ModelInfo, dataset: Any,
              ) -> dict[str, Any]:
     """Apply ``plan`` with calibration, save it, fine-tune it with distillation."""
     start = time.perf_counter()
-    converted, report = convert(original, plan, calibration=calibration)
+    converted, report = convert(original, specs_of(plan), calibration=calibration)
     out_dir.mkdir(parents=True, exist_ok=True)
     converted_path = out_dir / "converted.pt"
     save_converted(str(converted_path), converted, info, report)

@@ -38,6 +38,11 @@ class ShrinkResult:
     # {"agreement": top-1 share, "kl": mean KL, "images": n}}), the accuracies all None
     no_accuracy: str | None = None
     agreement: dict[str, dict[str, float] | None] = field(default_factory=dict)
+    # the free baselines (:meth:`leanconv.bench.baselines.Baselines.to_json`), and the
+    # deployed result: the runtime's artifact, its test accuracy (or agreement), its
+    # measured speed-up, the free baseline it was timed with and which one is the answer
+    baselines: dict[str, Any] | None = None
+    deployed: dict[str, Any] | None = None
 
     @property
     def prediction_error(self) -> float:
@@ -103,17 +108,62 @@ def _checks(result: ShrinkResult) -> list[str]:
             f"{result.checks[0]['wanted_speedup']:.2f}x): {steps}.", ""]
 
 
+def _baselines(result: ShrinkResult) -> list[str]:
+    """The free baselines: the unchanged model in every runtime and precision."""
+    if not result.baselines:
+        return []
+    rows = result.baselines["rows"]
+    measure = "agreement" if result.no_accuracy else "accuracy"
+    return ["## Free baselines: the unchanged model in every runtime", "",
+            format_table(["runtime", "precision", "ms", "speed-up over torch fp32",
+                          "speed-up in its runtime", f"test {measure}"],
+                         [[row["runtime"], row["precision"] + (f" ({row['detail']})"
+                                                                if row.get("detail") else ""),
+                           f"{row['ms']:.3f}", f"{row['speedup']:.2f}x",
+                           f"{row['speedup_in_runtime']:.2f}x", _percent(row[measure])]
+                          for row in rows], "md"),
+            "", *(["Not measured: " + "; ".join(f"{k}: {v}" for k, v in
+                                                 result.baselines["skipped"].items()) + ".", ""]
+                  if result.baselines.get("skipped") else []),
+            "## The shrunk model", ""]
+
+
+def _deployed(result: ShrinkResult) -> list[str]:
+    """The runtime's artifact against the best free baseline of the runtime."""
+    deployed = result.deployed
+    if not deployed:
+        return []
+    measure = "agreement" if result.no_accuracy else "accuracy"
+    line = (f"Deployed as {deployed['artifact']}: test {measure} "
+            f"{_percent(deployed[measure])}, {deployed['speedup']:.2f}x over the original "
+            f"in {result.setting['runtime']} {result.setting['precision'][0]}, timed in "
+            f"turns with it")
+    baseline = deployed.get("baseline")
+    if baseline:
+        line += (f" and with the fastest free baseline of the runtime that is no less "
+                 f"accurate, {baseline['artifact']} ({baseline['speedup']:.2f}x, "
+                 f"{_percent(baseline[measure])})")
+    line += "."
+    if deployed["answer"] == "free baseline":
+        line += (" **The free baseline is the answer**: it meets the target (or is as fast) "
+                 "and loses no more, so the artifact written is the unchanged model in it.")
+    return [line, ""]
+
+
 def markdown(result: ShrinkResult) -> str:
-    """The report as Markdown: the outcome, then one row per layer."""
+    """The report as Markdown: the free baselines, the outcome, then one row per layer."""
     setting, measured = result.setting, result.measured_ms
     target = result.target
     kind = {"speedup": "speed-up", "latency_ms": "latency (ms)", "macs_ratio": "MACs share"}
     replaced = sum(row["new"] != "keep" for row in result.layers)
     predicted = result.table["total_ms"] / result.predicted_ms
+    runtime = (f"{setting['runtime']} {' + '.join(setting['precision'])}"
+               if "runtime" in setting else "torch fp32")
     lines = [
         f"# leanconv shrink: {result.model}",
         "",
-        f"Target: {kind[target['kind']]} {target['value']:g}, input "
+        *_baselines(result),
+        f"Runtime {runtime}. Target: {kind[target['kind']]} {target['value']:g}, input "
         f"{'x'.join(map(str, setting['input_shape']))}, {setting['threads']} threads, "
         f"{'channels_last' if setting['channels_last'] else 'contiguous'}; data "
         f"{setting['data']} ({setting['calib_images']} calibration, "
@@ -121,7 +171,8 @@ def markdown(result: ShrinkResult) -> str:
         f"fine-tuning with distillation.",
         "",
         format_table(["", "original", "shrunk"], [
-            ["latency, folded, measured side by side (ms)", f"{measured['original']:.3f}",
+            [f"latency in {runtime.split(' + ')[0]}, measured side by side (ms)",
+             f"{measured['original']:.3f}",
              f"{measured['shrunk']:.3f}"],
             ["speed-up (measured)", "1.00x", f"{result.speedup:.2f}x"],
             ["speed-up predicted by the latency table", "1.00x",
@@ -130,6 +181,7 @@ def markdown(result: ShrinkResult) -> str:
             *_quality_rows(result),
         ], "md"),
         "",
+        *_deployed(result),
         *([] if result.no_accuracy is None else
           [f"No accuracy: {result.no_accuracy}; the shrunk model is judged by how closely it "
            f"follows the original instead.", ""]),
@@ -182,12 +234,18 @@ def pareto_png(result: ShrinkResult) -> bytes:
     return buffer.getvalue()
 
 
-def write_outputs(result: ShrinkResult, out: Path, model_file: Path) -> dict[str, str]:
-    """Write the five files into ``out``; their paths by name."""
+def write_outputs(result: ShrinkResult, out: Path, model_file: Path,
+                  artifact: Any = None) -> dict[str, str]:
+    """Write the five files into ``out``, and ``artifact`` (a runtime's
+    :class:`leanconv.runtimes.Artifact`) as ``model.onnx`` or ``model.xml`` with its
+    ``.bin``; their paths by name."""
     files = {name: str(out / name) for name in ("plan.json", "model.pt", "report.md",
                                                  "report.json", "pareto.png")}
     atomic_write_text(files["plan.json"], json.dumps(result.plan, indent=2) + "\n")
     atomic_write_bytes(files["model.pt"], model_file.read_bytes())
+    if artifact is not None:
+        for path in artifact.save(out / f"model{artifact.suffix}"):
+            files[path.name] = str(path)
     result.files = files
     payload: dict[str, Any] = result.to_dict()
     atomic_write_text(files["report.json"], json.dumps(payload, indent=2) + "\n")

@@ -11,14 +11,15 @@ corrected budget, and prefers a plan already measured at the target to a predict
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from torch import nn
 
 from leanconv.converter import KEEP, convert
-from leanconv.deploy.latency import Speedup, folded_speedups
+from leanconv.deploy.latency import Speedup
 from leanconv.search.candidates import Layer
 from leanconv.search.correction import refit
+from leanconv.search.deployment import Deployment, specs_of
 from leanconv.search.knapsack import Selection, choose
 from leanconv.search.latency_table import LatencyTable
 from leanconv.search.target import Target, TargetUnreachable
@@ -115,8 +116,7 @@ def plan_of(layers: Sequence[Layer], selection: Selection) -> dict[str, str]:
 
 def checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTable,
                  target: Target, sensitivity: dict[str, dict[str, float]],
-                 shape: tuple[int, ...], threads: int, channels_last: bool,
-                 say: Callable[[str], None]
+                 shape: tuple[int, ...], deployment: Deployment, say: Callable[[str], None]
                  ) -> tuple[Selection, dict[str, str], list[dict[str, float]],
                             list[list[tuple[float, float]]]]:
     """The selected plan, measured before anything is trained (:data:`CHECKS` at most), and
@@ -148,8 +148,8 @@ def checked_plan(original: nn.Module, layers: Sequence[Layer], table: LatencyTab
         plan = plan_of(layers, selection)
         if target.kind == "macs_ratio":
             return selection, plan, checks, options
-        converted, _ = convert(original, plan)
-        measured = measure_speedup(original, converted, shape, threads, channels_last)
+        converted, _ = convert(original, specs_of(plan))
+        measured = measure_speedup(original, converted, shape, deployment, plan)
         wanted = (table.total_ms / target.budget(table) if target.kind == "speedup"
                   else measured.reference_ms / target.value)
         check = {"predicted_speedup": table.total_ms / table.predict(plan),
@@ -201,8 +201,9 @@ def _unreached(target: Target, table: LatencyTable, checks: list[dict[str, float
 
 
 def measure_speedup(original: nn.Module, shrunk: nn.Module, shape: tuple[int, ...],
-                    threads: int, channels_last: bool) -> Speedup:
-    """Both models folded and timed side by side, taking turns in millisecond blocks: the
-    speed-up is the median of the paired per-round ratios."""
-    return folded_speedups(original, {"shrunk": shrunk}, shape, threads=threads,
-                           channels_last=channels_last, rounds=7)["shrunk"]
+                    deployment: Deployment, plan: Mapping[str, str] | None = None) -> Speedup:
+    """Both models deployed (``shrunk``'s layers in the precisions ``plan`` gives them) and
+    timed side by side, taking turns in millisecond blocks: the speed-up is the median of
+    the paired per-round ratios."""
+    return deployment.speedups(original, {"shrunk": (shrunk, plan or {})}, shape,
+                               rounds=7)["shrunk"]

@@ -8,8 +8,13 @@ from the original's on held-out images (images the fit did not see):
 
     s_ij = 1/N sum_n KL( softmax(f(x_n)) || softmax(f_ij(x_n)) )
 
-``keep`` costs 0. Each fit forwards the calibration images only up to the layer (twice) and
-the held-out images once, so a candidate costs about two forwards; the BatchNorm
+``keep`` costs 0. A choice in a lower precision (``dwsep@int8``) is the fitted candidate
+with the precision's rounding simulated on that layer
+(:func:`leanconv.runtimes.simulate.simulated`: int8 weights per channel and input per
+tensor over its range on the calibration images, or bf16).
+
+Each fit forwards the calibration images only up to the layer (twice) and the held-out
+images once, so a candidate costs about two forwards; the BatchNorm
 re-estimation and classifier refit of a full conversion are left out (they repair the error
 of many replaced layers together, and cost two full forwards more). Summing ``s_ij`` over a
 plan's layers is the additive loss model of per-layer searches such as NetAdapt (T.-J. Yang
@@ -29,7 +34,9 @@ from torch import nn
 
 from leanconv.calibration import fit_converted
 from leanconv.converter import KEEP, convert
+from leanconv.runtimes.simulate import simulated
 from leanconv.search.candidates import Layer
+from leanconv.search.deployment import split_choice
 
 FIT_IMAGES = 256  # calibration images each single-layer fit uses (the first ones)
 
@@ -49,6 +56,25 @@ def kl_divergence(reference: torch.Tensor, other: torch.Tensor) -> float:
     return F.kl_div(other, reference, reduction="batchmean", log_target=True).item()
 
 
+@torch.no_grad()
+def _in_precision(model: nn.Module, name: str, precision: str, images: torch.Tensor
+                  ) -> nn.Module:
+    """A copy of ``model`` whose layer ``name`` runs in ``precision``, simulated
+    (:func:`leanconv.runtimes.simulate.simulated`, its input range from ``images``)."""
+    layer = model.get_submodule(name)
+    seen: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, args, _out: seen.append(args[0].detach()))
+    try:
+        model.eval()(images)
+    finally:
+        handle.remove()
+    copied = copy.deepcopy(model)
+    parent_name, _, child = name.rpartition(".")
+    setattr(copied.get_submodule(parent_name), child,
+            simulated(layer, precision, torch.cat(seen)))
+    return copied
+
+
 def measure_sensitivity(model: nn.Module, layers: Sequence[Layer], calibration: torch.Tensor,
                         held_out: torch.Tensor, *, batch_size: int = 256,
                         progress: Callable[[str], None] | None = None
@@ -63,13 +89,20 @@ def measure_sensitivity(model: nn.Module, layers: Sequence[Layer], calibration: 
     result: dict[str, dict[str, float]] = {}
     for i, layer in enumerate(layers):
         row = {KEEP: 0.0}
-        for spec in layer.specs:
-            if spec == KEEP:
+        fitted = {KEEP: model}
+        for choice in sorted(layer.specs, key=lambda c: split_choice(c)[1] is not None):
+            if choice == KEEP:
                 continue
-            converted, _ = convert(model, {layer.name: spec})
-            fit_converted(model, converted, [layer.name], calibration[:FIT_IMAGES])
-            row[spec] = max(0.0, kl_divergence(reference,
-                                               _log_probs(converted, held_out, batch_size)))
+            spec, precision = split_choice(choice)
+            if spec not in fitted:
+                fitted[spec], _ = convert(model, {layer.name: spec})
+                fit_converted(model, fitted[spec], [layer.name], calibration[:FIT_IMAGES])
+            converted = fitted[spec]
+            if precision is not None:
+                converted = _in_precision(converted, layer.name, precision,
+                                          calibration[:FIT_IMAGES])
+            row[choice] = max(0.0, kl_divergence(reference,
+                                                 _log_probs(converted, held_out, batch_size)))
         result[layer.name] = row
         if progress is not None:
             worst = max(row, key=row.get)

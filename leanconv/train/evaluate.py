@@ -3,21 +3,26 @@
 model where the images have no labels of the model's classes (:func:`evaluate_agreement`);
 and evaluation of a saved model, a
 training checkpoint (``best.pt`` / ``last.pt``) or a converted model saved by ``leanconv
-convert`` (:func:`evaluate_checkpoint`, ``leanconv eval``)."""
+convert`` (:func:`evaluate_checkpoint`, ``leanconv eval``), or a runtime artifact
+(``model.onnx``, OpenVINO's ``model.xml``; :func:`evaluate_artifact`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from leanconv._validate import check_int
+from leanconv._validate import check_int, check_threads
 from leanconv.data import Dataset, ImageSet, prepare
 from leanconv.data.load import dataset_for_model, labels_apply
 from leanconv.loading import ModelInfo, load_model, reference_kind
+from leanconv.runtimes import Artifact, load_artifact
 from leanconv.train.distributed import DistContext, all_reduce_sum
+
+ARTIFACT_SUFFIXES = (".onnx", ".xml")  # runtime artifacts: onnxruntime, OpenVINO IR
 
 
 @torch.no_grad()
@@ -87,8 +92,12 @@ def evaluate_checkpoint(path: str, data: str | None = None, *, batch_size: int =
     (:func:`evaluate_agreement`; a converted file's source, or the teacher a checkpoint was
     distilled from, such as shrink's fine-tuned ``model.pt``): the result holds
     ``agreement``, ``kl``, ``images``, ``reference`` (the file compared with), ``no_accuracy``
-    (why) and ``data``. Without such a file, ValueError saying why there is no accuracy."""
+    (why) and ``data``. Without such a file, ValueError saying why there is no accuracy.
+
+    A runtime artifact (``.onnx``, ``.xml``) is evaluated by :func:`evaluate_artifact`."""
     check_int("eval", "batch_size", batch_size)
+    if Path(path).suffix in ARTIFACT_SUFFIXES:
+        return evaluate_artifact(path, data, batch_size=batch_size, **data_options)
     if reference_kind(path) != "file":
         raise ValueError(f"eval: checkpoint={path!r} is a model name, not a saved model; give "
                          f"a training checkpoint (runs/NAME/best.pt) or a `leanconv convert "
@@ -129,3 +138,84 @@ def _original_file(path: str, info: ModelInfo, problem: str) -> str:
         why = "it is a training checkpoint trained without a teacher"
     raise ValueError(f"eval: {problem}: accuracy needs images labelled with the model's "
                      f"classes, and agreement needs the original: {why}")
+
+
+def evaluate_artifact(path: str, data: str | None = None, *, batch_size: int = 1000,
+                      threads: int | None = None, **data_options: Any) -> dict[str, Any]:
+    """Evaluate the runtime artifact at ``path`` (``model.onnx`` in onnxruntime, OpenVINO's
+    ``model.xml`` with its ``.bin``; :func:`leanconv.runtimes.load_artifact`, run with
+    ``threads`` threads, default torch's) on the test split of ``data``, as
+    :func:`evaluate_checkpoint` does a saved model: ``loss``, ``acc``, ``images``,
+    ``per_class``, ``data``, and the artifact's ``runtime`` and ``precision``.
+
+    The model info the artifact records (leanconv writes it into the file) gives the data it
+    was trained on (the default of ``data``) and its normalisation; an artifact without it
+    (exported elsewhere) needs ``data``, and its images are normalised by the data's own
+    statistics. The images are loaded at the artifact's input (C, H, W), which is fixed when
+    it is built; ``data_options`` go to :func:`leanconv.data.load.dataset_for_model`. A
+    ``ValueError`` when ``data_options`` make other images than the artifact takes, or when
+    the data is not labelled with the model's classes (an artifact has no original to measure
+    agreement with)."""
+    owner = "eval"
+    check_int(owner, "batch_size", batch_size)
+    check_threads(owner, threads)
+    artifact = load_artifact(path, threads or torch.get_num_threads())
+    channels, height, width = artifact.input_shape[1:]
+    if height != width:
+        raise ValueError(f"{owner}: {path!r} takes {height}x{width} images; leanconv's data is "
+                         f"square, so it cannot be evaluated here")
+    info = _artifact_info(path, artifact, data)
+    # the artifact's input is what the images must be, whatever size the model was trained at
+    info = dataclasses.replace(info, in_chans=channels, input_size=(height, width))
+    side = data_options.get("image_size", height)
+    asked = (data_options.get("in_chans", channels), side, side)
+    if asked != (channels, height, width):  # before loading any data
+        spec = data or (info.train_config or {}).get("data") or "fashion-mnist"
+        _wrong_images(path, (channels, height, width), spec, asked, data_options)
+    dataset = dataset_for_model(info, data, need_labels=False, **data_options)
+    if tuple(dataset.image_shape) != (channels, height, width):
+        _wrong_images(path, (channels, height, width), dataset.spec,
+                      tuple(dataset.image_shape), data_options)
+    problem = labels_apply(info, dataset)
+    if problem is not None:
+        raise ValueError(f"{owner}: {problem}: accuracy needs images labelled with the model's "
+                         f"classes, and a runtime artifact has no original to measure "
+                         f"agreement with (evaluate the .pt it was built from instead)")
+    result = evaluate(artifact, dataset.test, dataset, batch_size, DistContext())
+    result["per_class"] = dict(zip(dataset.classes, result.pop("per_class_acc"), strict=True))
+    result.update(data=dataset.spec, runtime=artifact.runtime, precision=artifact.precision)
+    return result
+
+
+def _wrong_images(path: str, takes: tuple[int, ...], spec: str, gives: tuple[int, ...],
+                  data_options: dict[str, Any]) -> None:
+    """The ``ValueError`` for data whose images (C, H, W) are not what the artifact takes."""
+    given = " and ".join(f"--{name.replace('_', '-')} {data_options[name]}"
+                         for name in ("image_size", "in_chans") if name in data_options)
+    raise ValueError(f"eval: {path!r} takes images of (C, H, W) = {takes}; data={spec!r} "
+                     f"gives {gives}{f' (with {given})' if given else ''}: give --image-size "
+                     f"{takes[1]} --in-chans {takes[0]} (or leave them out), or rebuild the "
+                     f"artifact with --input {'x'.join(map(str, gives))}")
+
+
+def _artifact_info(path: str, artifact: Artifact, data: str | None) -> ModelInfo:
+    """The model info ``artifact`` records (:func:`dataclasses.asdict` of a
+    :class:`ModelInfo`, JSON has made ``input_size`` a list), or, for an artifact that
+    records none, a minimal one from its input and outputs (kind ``"file"``: all that is known
+    is that it is a saved file), which needs ``data``."""
+    metadata = dict(artifact.metadata)
+    if metadata:
+        try:
+            metadata["input_size"] = tuple(metadata["input_size"])
+            return ModelInfo(**metadata)
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"eval: {path!r} records metadata that is not a leanconv model "
+                             f"info ({type(error).__name__}: {error}); was it written by "
+                             f"another version?") from None
+    if data is None:
+        raise ValueError(f"eval: {path!r} records no model info (it was not written by "
+                         f"leanconv), so the data it was trained on is unknown; give --data")
+    channels, height, width = artifact.input_shape[1:]
+    outputs = artifact(torch.zeros(1, channels, height, width)).shape[-1]
+    return ModelInfo(source=str(path), kind="file", model=str(path), in_chans=channels,
+                     input_size=(height, width), num_classes=int(outputs))

@@ -83,3 +83,20 @@ def test_csv_cells_with_quotes_and_commas_round_trip():
     table = records_table([{"conv": 'he said "hi"', "params": 1_000}], ["conv", "params"])
     assert list(csv.reader(io.StringIO(table))) == [["conv", "params"],
                                                     ['he said "hi"', "1000"]]
+
+
+def test_compare_convs_times_in_a_runtime():
+    module = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1))
+    timed = compare_convs(module, ["standard", "hetconv:p=4"], (1, 8, 8, 8), latency=True,
+                          threads=1, runtime="onnxruntime")
+    assert timed[1]["latency_ms"] > 0 and timed[0]["latency_ms_vs_first"] == 1.0
+    with pytest.raises(ValueError, match=r"precision='int8' needs calibration images"):
+        compare_convs(module, ["standard"], (1, 8, 8, 8), latency=True, threads=1,
+                      runtime="onnxruntime", precision="int8")
+    with pytest.raises(ValueError, match=r"runtime='openvino' precision='default' say where "
+                                         r"the latency is measured"):
+        compare_convs(module, ["standard"], (1, 8, 8, 8), runtime="openvino")
+    with pytest.raises(ValueError, match=r"device='cuda' is invalid with runtime='torch' "
+                                         r"precision='bf16'"):
+        compare_convs(module, ["standard"], (1, 8, 8, 8), latency=True, device="cuda",
+                      runtime="torch", precision="bf16")

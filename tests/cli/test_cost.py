@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from leanconv.cli import main
 from tests.helpers import hand_made_checkpoint
 
@@ -66,3 +68,44 @@ def test_cost_errors(capsys):
     run = subprocess.run([sys.executable, "-m", "leanconv", "cost", "resnet18", "--input",
                           "3x0x4"], capture_output=True, text=True)
     assert run.returncode == 2 and "'3x0x4' is not CxHxW" in run.stderr
+
+
+def test_cost_latency_in_a_runtime_times_the_whole_model_there(capsys):
+    assert main(["cost", "resnet20_cifar", "--latency", "--runtime", "onnxruntime",
+                 "--precision", "int8", "--data", "synthetic", "--input", "1x28x28",
+                 "--threads", "1", "--depth", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("latency of the model in onnxruntime int8 (int8 calibrated on 64 "
+                        "training images of synthetic); the per-layer latency is PyTorch's "
+                        "only: here the whole model's (TOTAL)")
+    total = lines[-1].split()
+    assert total[0] == "TOTAL" and float(total[-2]) > 0
+    assert lines[2].split()[-2:] == ["-", "-"]  # a layer: not timed in the runtime
+
+
+@pytest.mark.slow
+def test_cost_compare_in_a_runtime_and_int8_on_random_images(capsys):
+    assert main(["cost", "resnet20_cifar", "--compare", "standard", "dwsep", "--latency",
+                 "--runtime", "onnxruntime", "--precision", "int8", "--input", "1x28x28",
+                 "--threads", "1", "--format", "md"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("latency in onnxruntime int8, side by side (int8 calibrated on 64 random "
+                        "normal images: give --data for the model's own; the latency does not "
+                        "depend on them)")
+    assert lines[3].startswith("| standard |") and lines[4].startswith("| dwsep |")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--runtime", "onnxruntime"], "say where the latency is measured; measure it"),
+    (["--latency", "--precision", "int8"], "precision='int8' is invalid for runtime 'torch'"),
+    (["--latency", "--runtime", "tvm"], "runtime='tvm' is invalid"),
+    (["--latency", "--runtime", "onnxruntime", "--data", "synthetic"],
+     "--data gives the images int8 is calibrated on; it applies with --latency --precision "
+     "int8 only"),
+    (["--latency", "--runtime", "onnxruntime", "--device", "cuda"],
+     "device='cuda' is invalid with runtime='onnxruntime'"),
+])
+def test_cost_runtime_errors_before_any_work(args, message, capsys):
+    assert main(["cost", "resnet20_cifar", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("leanconv cost: error: ") and message in err

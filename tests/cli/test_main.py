@@ -28,15 +28,16 @@ def test_cpu_only_notice_of_cpp_extension_is_filtered():
 
 def test_every_command_is_registered_with_its_run():
     parser = build_parser()
-    names = ["ops", "models", "cost", "convert", "shrink", "train", "eval", "compare", "export",
-             "bench", "specs"]
+    names = ["ops", "models", "cost", "convert", "deploy_check", "shrink", "train", "eval",
+             "compare", "export", "bench", "specs"]
     assert [c.__name__.rsplit(".", 1)[1] for c in COMMANDS] == names
     for name, command in zip(names, COMMANDS, strict=True):
         required = {"cost": ["resnet18"], "convert": ["resnet18", "--to", "dwsep"],
+                    "deploy_check": ["resnet18"],
                     "eval": ["--checkpoint", "x.pt"], "export": ["resnet18", "--onnx", "x"],
                     "bench": ["ops"],
                     "shrink": ["resnet18", "--speedup", "1.5", "--out", "x"]}.get(name, [])
-        args = parser.parse_args([name, *required])
+        args = parser.parse_args([name.replace("_", "-"), *required])
         assert args.func is command.run
 
 

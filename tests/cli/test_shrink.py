@@ -6,7 +6,7 @@ from leanconv.cli import main
 
 SMALL = ["--data", "synthetic", "--candidates", "dwsep", "--pointwise-candidates",
          "group:g=2,shuffle=1", "--threads", "1", "--calib-images", "64",
-         "--held-out-images", "32", "--quiet"]
+         "--held-out-images", "32", "--quiet", "--no-baselines"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,8 @@
 import pytest
 
 from leanconv.deploy.latency import Speedup
-from leanconv.search import correction
 from leanconv.search.correction import calibrate, calibration_plans, fit, refit, uniform_plans
+from leanconv.search.deployment import Deployment
 from tests.search.test_latency_table import net, table
 
 
@@ -30,11 +30,11 @@ def test_the_fit_recovers_a_known_in_context_correction(tmp_path, monkeypatch):
                                   "mixed_ms": mixed_ms})
     plans = calibration_plans(layers, random_plans=8)
 
-    def fake_speedups(reference, models, input_shape, **kwargs):
+    def fake_speedups(self, reference, models, input_shape, **kwargs):
         return {name: Speedup(result.total_ms / truth_table.predict(plans[name]), 1.0, 1.0)
                 for name in models}
 
-    monkeypatch.setattr(correction, "folded_speedups", fake_speedups)
+    monkeypatch.setattr(Deployment, "speedups", fake_speedups)
     calibrate(result, net(), layers, (2, 3, 16, 16), threads=1, random_plans=8)
     assert result.correction == pytest.approx(truth, abs=1e-9)
     assert result.mixed_ms == pytest.approx(mixed_ms, rel=1e-9)

@@ -5,11 +5,12 @@ import torch
 
 from leanconv.loading import load_model
 from leanconv.search import Target, TargetUnreachable, shrink
+from leanconv.search.deployment import Deployment
 from leanconv.search.latency_table import LatencyTable
 
 SMALL = {"data": "synthetic", "candidates": ["dwsep"],
          "pointwise_candidates": ["group:g=2,shuffle=1"], "threads": 1, "calib_images": 64,
-         "held_out_images": 32, "progress": False}
+         "held_out_images": 32, "progress": False, "baselines": False}
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -124,7 +125,7 @@ def test_a_plan_that_misses_when_measured_is_refitted_and_replaced(monkeypatch):
     correction.fit(table, {"uniform group": (uniform, 10 / 7)})  # measured as predicted
     assert table.mixed_ms == pytest.approx(0) and table.correction["dwsep"] == pytest.approx(0)
 
-    def measure(original, converted, shape, threads, channels_last):
+    def measure(original, converted, shape, deployment, plan):
         # dwsep is the cheapest and least lossy on paper, but no faster in the model
         slow = any(type(m).__name__ == "DepthwiseSeparableConv2d" for m in converted.modules())
         return Speedup(1.0 if slow else 1.5, 10.0, 10.0 if slow else 6.7)
@@ -132,7 +133,8 @@ def test_a_plan_that_misses_when_measured_is_refitted_and_replaced(monkeypatch):
     monkeypatch.setattr(module, "measure_speedup", measure)
     said = []
     _, plan, checks, _ = module.checked_plan(model, layers, table, Target("speedup", 1.4),
-                                             SENSITIVITY, (2, 3, 16, 16), 1, False, said.append)
+                                             SENSITIVITY, (2, 3, 16, 16), Deployment(),
+                                             said.append)
     assert plan == uniform
     assert [c["measured_speedup"] for c in checks] == [1.0, 1.5]
     assert table.predict({"3": "dwsep", "6": "keep"}) == pytest.approx(10.0)  # as measured
@@ -172,7 +174,7 @@ def test_a_calibration_plan_measured_at_the_target_is_taken_when_no_prediction_r
     module.check_reachable(table, layers, target)  # no TargetUnreachable: it was measured
     monkeypatch.setattr(module, "measure_speedup", lambda *args: Speedup(1.44, 10.0, 6.9))
     _, plan, checks, _ = module.checked_plan(model, layers, table, target, SENSITIVITY,
-                                             (2, 3, 16, 16), 1, False, lambda _: None)
+                                             (2, 3, 16, 16), Deployment(), lambda _: None)
     assert plan == uniform and [c["measured_speedup"] for c in checks] == [1.44]
     assert checks[0]["from_measurements"] is True
     table.calibration = {}

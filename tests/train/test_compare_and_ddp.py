@@ -37,6 +37,38 @@ def test_compare_writes_results_and_plots(tmp_path, capsys):
     assert len(list(out.glob("*-seed*"))) == 4
 
 
+def test_compare_checks_the_runtime_before_training(tmp_path):
+    from leanconv.train.compare import compare, latency_label, markdown_table
+    from leanconv.train.config import TrainConfig
+
+    assert latency_label() == latency_label("torch", "fp32") == "folded"
+    assert latency_label("onnxruntime") == "onnxruntime fp32"
+    assert latency_label("openvino", "int8") == "openvino int8"
+    config = TrainConfig(data="synthetic", subset=16, epochs=1)
+    with pytest.raises(ValueError, match=r"compare: precision='int8' is invalid for runtime "
+                                         r"'torch'; valid: fp32, bf16"):
+        compare(config, ["standard"], [0], tmp_path / "cmp", precision="int8")
+    assert not (tmp_path / "cmp").exists()
+    row = {"conv": "standard", "test_acc_mean": 0.5, "test_acc_std": 0.0, "seeds": 1,
+           "params": 10, "macs_analytic": 1e6, "macs_executed": 1e6, "memory_access": 1e6,
+           "latency_b1_ms": 1.0, "latency_b32_ms": 2.0, "train_images_per_s": 100.0}
+    assert "latency b32 ms (folded)" in markdown_table([row])
+    assert "latency b1 ms (onnxruntime int8)" in markdown_table([row], "onnxruntime int8")
+
+
+@pytest.mark.slow
+def test_compare_measures_latency_in_a_runtime(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--data", "synthetic", "--subset", "64", "--epochs", "1",
+                 "--batch-size", "32", "--convs", "standard", "--out", str(out),
+                 "--threads", "1", "--no-progress", "--runtime", "onnxruntime",
+                 "--precision", "int8"]) == 0
+    assert "latency b32 ms (onnxruntime int8)" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["latency_in"] == "onnxruntime int8"
+    assert results["rows"][0]["latency_b1_ms"] > 0
+
+
 def _train_cmd(out: Path, epochs: int, train_size: str = "128") -> list[str]:
     return [sys.executable, "-m", "leanconv", "train", "--nproc", "2", "--data", "synthetic",
             "--subset", train_size, "--epochs", str(epochs), "--batch-size", "16",
