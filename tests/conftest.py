@@ -7,10 +7,12 @@ def _seed():
     torch.manual_seed(0)
 
 
-# Tests that load OpenVINO run last. Once OpenVINO's CPU plugin (its TBB thread pool) is loaded
-# in a process, a later fork (DataLoader worker processes) followed by torch.compile crashed
-# the process with SIGSEGV (reproduced: tests/runtimes + tests/data + tests/deploy/test_compile
-# in one pytest run, 3 of 3; without the OpenVINO tests, or with onnxruntime alone, it passes).
+# Tests that load OpenVINO run last (a shrink with its free baselines loads it too: the other
+# shrink tests pass --no-baselines / baselines=False). Once OpenVINO's CPU plugin (its TBB
+# thread pool) is loaded in a process, a later fork (DataLoader worker processes) followed by
+# torch.compile crashed the process with SIGSEGV (reproduced: tests/runtimes + tests/data +
+# tests/deploy/test_compile in one pytest run, 3 of 3; without the OpenVINO tests, or with
+# onnxruntime alone, it passes).
 OPENVINO_FILES = ("tests/runtimes/", "tests/bench/test_baselines.py",
                   "tests/cli/test_deploy_check.py", "tests/search/test_deployment.py",
                   "tests/train/test_evaluate_artifact.py")
@@ -19,6 +21,6 @@ OPENVINO_FILES = ("tests/runtimes/", "tests/bench/test_baselines.py",
 def pytest_collection_modifyitems(items):
     def loads_openvino(item):
         return (item.nodeid.startswith(OPENVINO_FILES)
-                or "openvino" in item.nodeid.lower())
+                or any(word in item.nodeid.lower() for word in ("openvino", "model.xml")))
 
     items.sort(key=loads_openvino)  # stable: the order within each group is kept

@@ -174,4 +174,9 @@ def load_artifact(path: str | os.PathLike[str], threads: int, precision: str | N
     if not file.is_file():
         raise ValueError(f"load_artifact: path={str(path)!r} does not exist")
     runtime = get_runtime("load_artifact", by_suffix[file.suffix].name)
-    return runtime.load(file, threads, precision)
+    artifact = runtime.load(file, threads, precision)
+    if len(artifact.input_shape) != 4:
+        raise ValueError(f"load_artifact: {str(path)!r} takes input of shape "
+                         f"{artifact.input_shape}; leanconv evaluates image models, "
+                         f"(N, C, H, W)")
+    return artifact

@@ -345,10 +345,11 @@ def _deployable(original: nn.Module, result: dict[str, Any], plan: dict[str, str
             summary["answer"] = "free baseline"
             why = ("meets the target" if meets and baseline_speedup < summary["speedup"]
                    else "is as fast as the shrunk model or faster")
-            say(f"the free baseline is the answer: the unchanged model in "
-                f"{timed_artifacts['baseline'].name} runs {baseline_speedup:.2f}x, {why}, "
-                f"and loses no more; it is the artifact written")
             artifact = timed_artifacts["baseline"]
+            written = ("it is the artifact written" if artifact.suffix is not None else
+                       "deploy the original so; model.pt is the shrunk model")
+            say(f"the free baseline is the answer: the unchanged model in {artifact.name} "
+                f"runs {baseline_speedup:.2f}x, {why}, and loses no more; {written}")
     return {"summary": summary,
             "artifact": artifact if artifact.suffix is not None else None}
 

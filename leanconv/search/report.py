@@ -146,7 +146,10 @@ def _deployed(result: ShrinkResult) -> list[str]:
     line += "."
     if deployed["answer"] == "free baseline":
         line += (" **The free baseline is the answer**: it meets the target (or is as fast) "
-                 "and loses no more, so the artifact written is the unchanged model in it.")
+                 "and loses no more, so deploy the unchanged model in it"
+                 + (" (the artifact written is that model)."
+                    if result.setting.get("runtime", "torch") != "torch"
+                    else "; model.pt is the shrunk model)."))
     return [line, ""]
 
 
