@@ -5,7 +5,11 @@ Each entry is one candidate with the layer's geometry, followed by a BatchNorm a
 weights, each operator in its fastest measured form), then timed alone on a random input of
 that shape with ``torch.utils.benchmark`` (explicit threads, warm-up), a layer's candidates
 taking turns in millisecond blocks (:func:`leanconv.cost.latency.interleaved_samples`, so
-that drift on a shared machine hits them alike); the entry is the median. The folded
+that drift on a shared machine hits them alike); the entry is the median. In another
+runtime (:class:`leanconv.search.deployment.Deployment`: onnxruntime, OpenVINO) the entry is
+that small graph built there, and a ``spec@int8`` entry is it quantized alone, with its
+quantize and dequantize at both ends (what a layer of another precision pays inside the
+model; the calibration in the model corrects what the runtime fuses away). The deployed
 original is timed the same way, and
 
     predicted(plan) = total + sum_i (plan_i - keep_i + c_{plan_i} keep_i) + [plan mixes] m
@@ -32,7 +36,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,7 +199,7 @@ def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[
     ms: dict[str, dict[str, float]] = {layer.name: {} for layer in layers}
     macs: dict[str, dict[str, int]] = {layer.name: {} for layer in layers}
     # per layer, the signatures it times: a layer's candidates take turns when timed
-    groups: dict[str, dict[str, tuple[nn.Module, list[torch.Tensor]]]] = {}
+    groups: dict[str, dict[str, tuple[Callable[[], object], list[torch.Tensor]]]] = {}
     pending: dict[str, list[tuple[str, str]]] = {}  # signature -> the (layer, spec) it times
     reused = 0
     with torch_threads(threads):
