@@ -39,6 +39,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from torch import nn
 
 from leanconv.bench.baselines import free_baselines
 from leanconv.calibration import fit_converted
+from leanconv.checkpoint import load_checkpoint
 from leanconv.converter import KEEP, convert, save_converted
 from leanconv.cost.latency import torch_threads
 from leanconv.data.load import dataset_for_model
@@ -54,7 +56,7 @@ from leanconv.deploy.latency import folded_speedups
 from leanconv.io import atomic_write_text
 from leanconv.loading import load_model
 from leanconv.machine import machine_info
-from leanconv.runtimes import RUNTIMES
+from leanconv.runtimes import RUNTIMES, get_runtime, time_artifacts
 from leanconv.search import Target, TargetUnreachable, shrink
 from leanconv.search.candidates import KXK_CANDIDATES, search_layers
 from leanconv.search.correction import calibrate
@@ -124,14 +126,15 @@ def _prune(model: nn.Module, ratio: float, shape: tuple[int, ...]) -> nn.Module:
     return pruned
 
 
-def _pruned_for(model: nn.Module, target: float, shape: tuple[int, ...], threads: int
-                ) -> tuple[nn.Module, float, float]:
-    """Bisect the channel ratio until the pruned model measures ``target`` (within 2%)."""
+def _pruned_for(model: nn.Module, target: float, shape: tuple[int, ...],
+                measure: Callable[[nn.Module], float]) -> tuple[nn.Module, float, float]:
+    """Bisect the channel ratio until the pruned model measures ``target`` (within 2%) by
+    ``measure`` (a pruned model's speed-up over the original, where it is deployed)."""
     low, high, best = 0.0, 0.9, None
     for _ in range(7):
         ratio = (low + high) / 2
         pruned = _prune(model, ratio, shape)
-        speedup = _speedups(model, {"pruned": pruned}, shape, threads)["pruned"]
+        speedup = measure(pruned)
         if speedup >= target:
             best, high = (pruned, ratio, speedup), ratio
             if speedup <= target * 1.02:
@@ -244,7 +247,9 @@ def accuracy_part(args: argparse.Namespace) -> dict[str, Any]:
                      "uniform_loss": loss})
         # torch-pruning at the same measured speed-up
         found = _cached(out / f"prune-{target}.json", lambda r=report: dict(zip(
-            ("ratio", "speedup"), _pruned_for(model, r["speedup"], shape, args.threads)[1:],
+            ("ratio", "speedup"), _pruned_for(
+                model, r["speedup"], shape,
+                lambda p: _speedups(model, {"pruned": p}, shape, args.threads)["pruned"])[1:],
             strict=True)))
         ratio, speedup = found["ratio"], found["speedup"]
         pruned = _prune(model, ratio, shape)
@@ -267,7 +272,7 @@ def _deployment(args: argparse.Namespace, shape: tuple[int, ...]) -> Deployment:
     precisions = tuple(args.precision) if args.precision else \
         RUNTIMES.get(args.runtime).precisions[:1]
     return Deployment(args.runtime, precisions, args.threads,
-                      calibration=torch.randn((32, *shape[1:])))
+                      calibration=torch.randn((32, *shape[1:])), owner="shrink_vs_baselines")
 
 
 def _latency_case(ref: str, shape: tuple[int, ...], args: argparse.Namespace
@@ -322,6 +327,14 @@ def _latency_case(ref: str, shape: tuple[int, ...], args: argparse.Namespace
                      "uncorrected_error": uncorrected / measured - 1})
     summary = {kind: _error_summary([r[kind] for r in rows])
                for kind in ("error", "uncorrected_error")}
+    extra: dict[str, Any] = {}
+    if args.pruning and args.runtime != "torch":  # latency only: the weights are random
+        free = free_baselines(model, shape, threads=threads, runtimes=[args.runtime],
+                              calibration=torch.randn((32, *shape[1:])))
+        extra["baselines"] = free.to_json()
+        print(free.markdown(), flush=True)
+        extra["torch_pruning"] = [_pruned_latency(model, target, shape, deployment)
+                                  for target in (1.25, 1.5, 2.0)]
     print(f"{ref} {shape}: {table.describe()}; predicted speed-up within 10% of measured: "
           f"{_describe(summary['error'])} of {len(rows)} plans (uncorrected table: "
           f"{_describe(summary['uncorrected_error'])}); the same plan measured twice: median "
@@ -333,7 +346,20 @@ def _latency_case(ref: str, shape: tuple[int, ...], args: argparse.Namespace
             "mixed_ms": table.mixed_ms, **summary, "checks": checks,
             "retest_abs_change": {"median": statistics.median(retest), "max": retest[-1],
                                   "plans": len(retest)},
-            "rows": rows}
+            "rows": rows, **extra}
+
+
+def _pruned_latency(model: nn.Module, target: float, shape: tuple[int, ...],
+                    deployment: Deployment) -> dict[str, Any]:
+    """Torch-Pruning bisected to ``target`` in the deployment's model precision, then its
+    speed-up over the original (in the model precision) in each precision of the runtime."""
+    pruned, ratio, speedup = _pruned_in_runtime(model, target, shape, deployment)
+    speedups = {precision: value for precision, (_, value) in _in_each_precision(
+        model, pruned, shape, deployment, deployment.calibration).items()}
+    print(f"torch-pruning at {target}x: ratio {ratio:.3f}, {speedup:.2f}x; in each precision: "
+          + ", ".join(f"{p} {v:.2f}x" for p, v in speedups.items()), flush=True)
+    return {"target": target, "pruning_ratio": ratio, "bisected_speedup": speedup,
+            "speedup_in_precision": speedups}
 
 
 def _error_summary(errors: list[float]) -> dict[str, float]:
@@ -345,6 +371,61 @@ def _error_summary(errors: list[float]) -> dict[str, float]:
 def _describe(summary: dict[str, float]) -> str:
     return (f"{100 * summary['within_10pct']:.0f}% (median |error| "
             f"{100 * summary['median_abs']:.1f}%, max {100 * summary['max_abs']:.1f}%)")
+
+
+def _pruned_in_runtime(model: nn.Module, target: float, shape: tuple[int, ...],
+                       deployment: Deployment) -> tuple[nn.Module, float, float]:
+    """Torch-Pruning bisected until the pruned model, built in the deployment's runtime and
+    precision, measures ``target`` over the original built there."""
+    return _pruned_for(model, target, shape, lambda pruned: deployment.speedups(
+        model, {"pruned": (pruned, {})}, shape)["pruned"].speedup)
+
+
+def _in_each_precision(original: nn.Module, model: nn.Module, shape: tuple[int, ...],
+                       deployment: Deployment, calibration: torch.Tensor
+                       ) -> dict[str, tuple[Any, float]]:
+    """``model`` built in each precision of the deployment's runtime (int8 calibrated on
+    ``calibration``), each with its speed-up over ``original`` in the model precision, all
+    timed in turns."""
+    runtime = get_runtime("shrink_vs_baselines", deployment.runtime)
+    built = {"original": runtime.build(original, shape, deployment.precisions[0],
+                                       threads=deployment.threads)}
+    for precision in runtime.available_precisions():
+        built[precision] = runtime.build(model, shape, precision, threads=deployment.threads,
+                                         calibration=calibration)
+    timed = time_artifacts(built, torch.randn(shape), threads=deployment.threads, rounds=7,
+                           min_run_time=0.2)
+    return {precision: (artifact, timed.speedup(precision, "original"))
+            for precision, artifact in built.items() if precision != "original"}
+
+
+def _torch_pruning_row(model: nn.Module, data: Any, target: float, shape: tuple[int, ...],
+                       deployment: Deployment, args: argparse.Namespace, out: Path
+                       ) -> dict[str, Any]:
+    """Torch-Pruning at ``target`` measured in the runtime's model precision, fine-tuned like
+    shrink, then deployed in each precision of the runtime (int8 calibrated on 512 training
+    images): test accuracy and speed-up over the original in the model precision, timed in
+    turns."""
+    found = _cached(out / f"prune-{target}.json", lambda: dict(zip(
+        ("ratio", "speedup"), _pruned_in_runtime(model, target, shape, deployment)[1:],
+        strict=True)))
+    pruned = _prune(model, found["ratio"], shape)
+    summary = _fine_tune(pruned, args.model, out / f"prune-{target}-ft", args)
+    pruned.load_state_dict(load_checkpoint(out / f"prune-{target}-ft" / "best.pt")["model"])
+    pruned.eval()
+    deployed = {precision: {"speedup": speedup,
+                            "accuracy": evaluate(artifact, data.test, data, 1000,
+                                                 DistContext())["acc"]}
+                for precision, (artifact, speedup) in _in_each_precision(
+                    model, pruned, shape, deployment, data.model_inputs(512)).items()}
+    best = max(deployed, key=lambda p: deployed[p]["speedup"])
+    print(f"torch-pruning at {target}x in {deployment.describe()}: ratio "
+          f"{found['ratio']:.3f}, {found['speedup']:.2f}x before fine-tuning; deployed: "
+          + ", ".join(f"{p} {d['speedup']:.2f}x {100 * d['accuracy']:.2f}%"
+                      for p, d in deployed.items()), flush=True)
+    return {"target": target, "pruning_ratio": found["ratio"],
+            "bisected_speedup": found["speedup"], "accuracy_fp32_model": summary["test_acc"],
+            "deployed": deployed, "best_precision": best}
 
 
 def runtime_part(args: argparse.Namespace) -> dict[str, Any]:
@@ -384,9 +465,16 @@ def runtime_part(args: argparse.Namespace) -> dict[str, Any]:
                      "choices": dict(collections.Counter(report["plan"].values())),
                      "seconds": report["seconds"]})
         print(rows[-1], flush=True)
+    pruning = []
+    if args.pruning:  # at each target's measured speed-up (the target, where unreachable)
+        deployment = _deployment(args, shape)
+        for row in rows:
+            pruning.append(_torch_pruning_row(
+                model, data, round(row.get("measured_speedup", row["speedup_target"]), 3),
+                shape, deployment, args, out))
     return {"model": args.model, "input_shape": list(shape), "runtime": args.runtime,
             "precision": args.precision, "over": args.over, "epochs": args.epochs,
-            "baselines": free.to_json(), "shrink": rows}
+            "baselines": free.to_json(), "shrink": rows, "torch_pruning": pruning}
 
 
 def latency_part(args: argparse.Namespace) -> dict[str, Any]:
@@ -417,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
         "torchvision:resnet50@1x3x224x224", "torchvision:resnet50@8x3x224x224"])
     parser.add_argument("--plans", type=int, default=20, help="random plans per case")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pruning", action="store_true", help="parts runtime and latency: "
+                        "Torch-Pruning bisected in --runtime too")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()

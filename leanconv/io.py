@@ -1,17 +1,20 @@
 """Writing files safely (temporary file, fsync, rename; never a half-written file), checking
 before any work that an output can be written, loading torch files safely and saying what a
-file is when it is not the one expected, and the user's cache folder."""
+file is when it is not the one expected, the user's cache folder, and third-party chatter
+kept off leanconv's output."""
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
+import logging
 import os
 import pickletools
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -268,3 +271,24 @@ def user_cache_dir(*parts: str) -> Path:
     what it can rebuild (image-folder caches of read-only folders, latency tables)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base, "leanconv", *parts)
+
+
+@contextlib.contextmanager
+def quiet(loggers: Sequence[str], *, stderr: bool = False) -> Iterator[None]:
+    """Run a third-party tool that prints progress or logs hints (the ONNX exporter,
+    onnxruntime's quantizer, NNCF) with ``loggers`` (``""``: the root logger) raised to
+    ERROR and stdout (and, with ``stderr``, stderr) swallowed, so that a command's output
+    stays what leanconv says; everything is restored afterwards."""
+    handles = [logging.getLogger(name) for name in loggers]
+    levels = [handle.level for handle in handles]
+    for handle in handles:
+        handle.setLevel(logging.ERROR)
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            if stderr:
+                stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+            yield
+    finally:
+        for handle, level in zip(handles, levels, strict=True):
+            handle.setLevel(level)

@@ -7,6 +7,18 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def quick_timing(monkeypatch):
+    """shrink times each plan against the original for a tenth of its budget: these tests
+    check what shrink does with its measurements, not how precise they are (that is
+    benchmarks/shrink_vs_baselines.py's job); the calibration plans alone took 30 s a run."""
+    import leanconv.search.deployment as deployment
+
+    monkeypatch.setattr(deployment, "MIN_RUN_TIME", 0.02)
+    monkeypatch.setattr(deployment, "ROUNDS", 3)
+    monkeypatch.setattr(deployment, "FINAL_ROUNDS", 3)
+
+
 # Tests that load OpenVINO run last (a shrink with its free baselines loads it too: the other
 # shrink tests pass --no-baselines / baselines=False). Once OpenVINO's CPU plugin (its TBB
 # thread pool) is loaded in a process, a later fork (DataLoader worker processes) followed by

@@ -20,6 +20,8 @@ from leanconv.train.distributed import DistContext
 from leanconv.train.evaluate import evaluate_agreement
 from tests.helpers import hand_made_checkpoint
 
+pytestmark = pytest.mark.usefixtures("quick_timing")  # conftest.py says why
+
 
 def _images(folder, count=24, size=(30, 36)):
     """``count`` random RGB PNGs, half in ``folder``, half two folders down."""

@@ -72,12 +72,15 @@ class Baselines:
     """The free baselines of one model (:func:`free_baselines`): one :class:`Baseline` per
     runtime and precision measured (PyTorch fp32 first), the input shape and threads they were
     timed at, and ``skipped``: ``"runtime precision"`` -> why it was not measured (not
-    installed, no native bf16 on this CPU, int8 without calibration images, a failed build)."""
+    installed, no native bf16 on this CPU, int8 without calibration images, a failed build);
+    ``artifacts``: the built artifacts by row name, for this process (so that a caller can
+    run or time a baseline again without building it again; not in :meth:`to_json`)."""
 
     rows: list[Baseline]
     input_shape: tuple[int, ...]
     threads: int
     skipped: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, Artifact] = field(default_factory=dict, repr=False, compare=False)
 
     def row(self, runtime: str, precision: str) -> Baseline:
         """The row of ``runtime`` in ``precision``; a ``ValueError`` saying why there is none
@@ -334,4 +337,5 @@ def free_baselines(model: nn.Module, input_shape: tuple[int, ...], *, threads: i
                      accuracy=scores[name][0], agreement=scores[name][1],
                      detail=_detail(artifact))
             for name, artifact in artifacts.items()]
-    return Baselines(rows=rows, input_shape=shape, threads=threads, skipped=skipped)
+    return Baselines(rows=rows, input_shape=shape, threads=threads, skipped=skipped,
+                     artifacts=artifacts)

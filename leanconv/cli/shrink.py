@@ -66,7 +66,10 @@ def add_parser(subparsers: Any) -> None:
                         help="the model's precision in --runtime, then at most one lower "
                              "precision single layers may take: e.g. 'fp32 int8' "
                              "(onnxruntime), 'default int8' (openvino), 'fp32 bf16' (torch, "
-                             "on a CPU with native bf16); default: the runtime's first")
+                             "on a CPU with native bf16); or a lower precision alone, e.g. "
+                             "'int8': the whole model in it, each layer choosing an operator "
+                             "(the speed-up is then over the original in int8); default: the "
+                             "runtime's first")
     parser.add_argument("--no-baselines", action="store_true",
                         help="skip the free baselines (the unchanged model in every "
                              "installed runtime and precision, with its test accuracy)")

@@ -18,7 +18,10 @@ folded model):
    merge of adjacent groups in between (``merged 2+2``: 3x3+5x5 and 7x7+9x9 as two convs;
    :mod:`leanconv.deploy.autotune`). MixNet's equal grouped pointwise convs become one
    ``groups=g`` conv under the same choice.
-6. **Verification** (with ``input_shape``): the folded model's output is compared with the
+6. **Group convs** (:class:`GroupConv2d`) stay grouped or become one dense conv with a
+   block-diagonal weight, rows permuted by their shuffle; ``'auto'`` measures both.
+   A runtime measures steps 4 to 6 with its own ``timer`` (:mod:`leanconv.runtimes.forms`).
+7. **Verification** (with ``input_shape``): the folded model's output is compared with the
    original's in eval mode; a difference above ``atol`` (relative to the output's scale,
    default :data:`VERIFY_ATOL`) in fp32 and in float64, and above :data:`ROUNDING_FACTOR`
    times the original's own fp32 rounding (its output against a float64 run), raises
@@ -44,7 +47,13 @@ from leanconv._validate import (
     check_module,
     check_threads,
 )
-from leanconv.deploy.autotune import HETCONV_FORMS, MIXCONV_FORMS, choose_forms
+from leanconv.deploy.autotune import (
+    GROUPCONV_FORMS,
+    HETCONV_FORMS,
+    MIXCONV_FORMS,
+    FormTimer,
+    choose_forms,
+)
 from leanconv.deploy.batchnorm import can_fold, fold_rule
 from leanconv.deploy.folded_hetconv import FoldedHetConv2d
 from leanconv.deploy.graph import graph_pairs, module_uses, sequential_pairs, trace
@@ -102,13 +111,18 @@ class FoldReport:
 
 
 def _check_args(model: object, input_shape: object, hetconv: object, mixconv: object,
-                threads: object, atol: object) -> None:
+                groupconv: object, threads: object, atol: object, timer: object) -> None:
     check_module("fold", "model", model)
     if input_shape is not None:
         check_input_shape("fold", input_shape)
     check_choice("fold", "hetconv", hetconv, HETCONV_FORMS)
     check_choice("fold", "mixconv", mixconv, MIXCONV_FORMS)
+    check_choice("fold", "groupconv", groupconv, GROUPCONV_FORMS)
     check_threads("fold", threads)
+    if timer is not None and not callable(timer):
+        raise ValueError(f"fold: timer={timer!r} is invalid; expected None (PyTorch) or a "
+                         f"callable (layer name, {{form: module}}, input shape) -> "
+                         f"{{form: ms}}")
     if isinstance(atol, bool) or not isinstance(atol, int | float) or not atol > 0:
         raise ValueError(f"fold: atol={atol!r} is invalid; expected a positive number")
 
@@ -171,19 +185,22 @@ def fold(
     *,
     hetconv: str = "auto",
     mixconv: str = "auto",
+    groupconv: str = "auto",
     channels_last: bool = False,
     threads: int | None = None,
     atol: float = VERIFY_ATOL,
+    timer: FormTimer | None = None,
 ) -> tuple[nn.Module, FoldReport]:
     """An eval-mode copy of ``model`` with no training-time structure left (module docstring),
     and the :class:`FoldReport` of what was done; ``model`` is not changed.
 
     ``input_shape`` (batch first) is what the per-layer ``'auto'`` choices are measured on and
     what the result is verified on; without it ``'auto'`` keeps the unmeasured default
-    (``fused``/``split``) and nothing is verified. ``channels_last``/``threads``: the layout
-    and thread count to measure with (use the deployment's).
+    (``fused``/``split``/``grouped``) and nothing is verified. ``channels_last``/``threads``:
+    the layout and thread count to measure with (use the deployment's); ``timer``: how a
+    layer's forms are timed (default PyTorch eager; a runtime passes its own).
     """
-    _check_args(model, input_shape, hetconv, mixconv, threads, atol)
+    _check_args(model, input_shape, hetconv, mixconv, groupconv, threads, atol, timer)
     folded = copy.deepcopy(model).eval()
     for parameter in folded.parameters():
         parameter.requires_grad_(False)
@@ -193,8 +210,8 @@ def fold(
         for name, module in list(folded.named_modules()):
             if isinstance(module, HetConv2d):
                 folded.set_submodule(name, FoldedHetConv2d(module))
-        for row in choose_forms(folded, hetconv, mixconv, input_shape, channels_last,
-                                threads or torch.get_num_threads()):
+        for row in choose_forms(folded, hetconv, mixconv, groupconv, input_shape,
+                                channels_last, threads or torch.get_num_threads(), timer):
             report.add(*row)
         if input_shape is not None:
             report.max_abs_diff = _verify(model, folded, tuple(input_shape), atol)

@@ -1,11 +1,12 @@
 """ONNX export with verified parity: ``export_onnx(model, path, input_shape)``.
 
 ``torch.onnx.export`` (the dynamo exporter, with ``onnx`` and ``onnxscript``) writes the
-folded model (:func:`leanconv.fold`, fused HetConv and split MixConv: a fixed graph, not one
-measured on PyTorch's kernels). Channel shuffles export as Reshape/Transpose, MixConv's
-channel split as a static Split, padding as numbers. torchvision's ``deform_conv2d`` has no
-ONNX translation in the exporter; :func:`deform_conv2d_to_onnx` maps it to the ONNX
-``DeformConv`` operator (opset 19).
+folded model (:func:`leanconv.fold`, fused HetConv, split MixConv, grouped group convs: a
+fixed graph, not one measured on PyTorch's kernels; a runtime of :mod:`leanconv.runtimes`
+exports each layer in the form it measured fastest there). Channel shuffles export as
+Reshape/Transpose, MixConv's channel split as a static Split, padding as numbers.
+torchvision's ``deform_conv2d`` has no ONNX translation in the exporter;
+:func:`deform_conv2d_to_onnx` maps it to the ONNX ``DeformConv`` operator (opset 19).
 
 The exported model is checked with ``onnx.checker``, run in onnxruntime (CPU execution
 provider) on a random input and compared with the original PyTorch model; the file is written
@@ -14,14 +15,10 @@ provider) on a random input and compared with the original PyTorch model; the fi
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +30,14 @@ from torch import nn
 from leanconv._validate import check_input_shape, check_int, check_module, check_threads
 from leanconv.deploy.fold import fold
 from leanconv.errors import ExportError
-from leanconv.io import atomic_write_bytes
+from leanconv.io import atomic_write_bytes, quiet
 from leanconv.ops.deform_conv import DeformConv2d
 
 DEFAULT_OPSET = 19
 MIN_OPSET = 18  # the dynamo exporter's lowest
 DEFORM_OPSET = 19  # ONNX DeformConv
+# the exporter prints progress and onnx_ir warns about empty attributes
+EXPORT_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx")
 
 
 @dataclass(frozen=True)
@@ -74,22 +73,6 @@ def deform_conv2d_to_onnx(input: Any, weight: Any, offset: Any, mask: Any, bias:
     return op.DeformConv(*inputs, dilations=[dilation_h, dilation_w], group=groups,
                          offset_group=offset_groups, pads=[pad_h, pad_w, pad_h, pad_w],
                          strides=[stride_h, stride_w])
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The exporter prints progress and onnx_ir warns about empty attributes: keep the CLI's
-    output to what leanconv says."""
-    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def _check_args(model: object, path: object, input_shape: object, opset: object,
@@ -172,11 +155,11 @@ def onnx_bytes(model: nn.Module, input_shape: tuple[int, ...], *, opset: int = D
                          ) from error
     shape = tuple(input_shape)
     reference = copy.deepcopy(model).eval()
-    exported = (fold(reference, hetconv="fused", mixconv="split")[0] if fold_first
-                else reference)
+    exported = (fold(reference, hetconv="fused", mixconv="split", groupconv="grouped")[0]
+                if fold_first else reference)
     example = torch.randn(shape)
     dynamic = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
-    with _quiet(), torch.no_grad():
+    with quiet(EXPORT_LOGGERS), torch.no_grad():
         program = torch.onnx.export(
             exported, (example,), dynamo=True, opset_version=opset, dynamic_shapes=dynamic,
             custom_translation_table={

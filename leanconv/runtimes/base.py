@@ -107,13 +107,15 @@ class Runtime(ABC):
     def build(self, model: nn.Module, input_shape: tuple[int, ...], precision: str, *,
               threads: int, calibration: torch.Tensor | None = None,
               layers: Sequence[str] | None = None, rest: str | None = None,
-              channels_last: bool = False) -> Artifact:
+              channels_last: bool = False, measure_forms: bool = True) -> Artifact:
         """``model`` (eval mode, not changed) as this runtime's artifact at ``input_shape``
         in ``precision``; ``calibration``: images (N, C, H, W) that int8 is calibrated on.
         Per-layer precision: with ``layers`` (PyTorch module names), only those run in
         ``precision`` (one of :attr:`lowered`) and the rest in ``rest`` (default: the first
         of :attr:`precisions`). ``channels_last``: PyTorch's memory format (the other
-        runtimes choose their own layouts)."""
+        runtimes choose their own layouts). ``measure_forms``: each layer with more than one
+        exact form runs in the one measured fastest here, in its precision
+        (:mod:`leanconv.runtimes.forms`); else in the fixed forms."""
 
     def load(self, path: Path, threads: int, precision: str | None = None) -> Artifact:
         """The artifact saved at ``path``."""

@@ -1,5 +1,6 @@
-"""The ONNX form every runtime but PyTorch starts from: the folded model exported with
-verified parity (:func:`leanconv.deploy.onnx_export.onnx_bytes`, dynamic batch), and the
+"""The ONNX form every runtime but PyTorch starts from: the folded model, each layer in the
+form the runtime measured fastest (:mod:`leanconv.runtimes.forms`), exported with verified
+parity (:func:`leanconv.deploy.onnx_export.onnx_bytes`, dynamic batch), and the
 nodes of a PyTorch layer in it, found through the module scopes the exporter records on each
 node (``pkg.torch.onnx.name_scopes``): how one layer is kept in fp32 while the rest is
 quantized."""
@@ -15,14 +16,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from leanconv.deploy.autotune import FormTimer
+from leanconv.deploy.fold import fold
 from leanconv.deploy.onnx_export import onnx_bytes
 
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 
 
-def export_for_runtime(model: nn.Module, input_shape: tuple[int, ...], threads: int) -> bytes:
+def export_for_runtime(model: nn.Module, input_shape: tuple[int, ...], threads: int,
+                       timer: FormTimer | None = None) -> bytes:
     """``model`` folded and exported to ONNX with a free batch dimension, checked against
-    PyTorch in onnxruntime."""
+    PyTorch in onnxruntime; with ``timer``, each layer that has more than one exact form
+    takes the one ``timer`` measures fastest, else the fixed forms of
+    :func:`leanconv.deploy.onnx_export.onnx_bytes`."""
+    if timer is not None:
+        model = fold(model, tuple(input_shape), threads=threads, timer=timer)[0]
     data, _, _ = onnx_bytes(model, tuple(input_shape), dynamic_batch=True, threads=threads)
     return data
 

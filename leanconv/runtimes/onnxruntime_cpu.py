@@ -7,12 +7,9 @@ that do not spin (:func:`leanconv.deploy.onnx_export.onnxruntime_session`)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +18,7 @@ import torch
 from torch import nn
 
 from leanconv.deploy.onnx_export import onnxruntime_session
-from leanconv.io import atomic_write_bytes
+from leanconv.io import atomic_write_bytes, quiet
 from leanconv.runtimes.base import (
     METADATA_KEY,
     RUNTIMES,
@@ -29,6 +26,7 @@ from leanconv.runtimes.base import (
     Runtime,
     check_layers,
 )
+from leanconv.runtimes.forms import runtime_form_timer
 from leanconv.runtimes.onnx_graph import (
     calibration_batches,
     export_for_runtime,
@@ -51,15 +49,17 @@ class OnnxruntimeArtifact(Artifact):
         self.session = onnxruntime_session(data, threads)
         self.input_name = self.session.get_inputs()[0].name
 
-    def runner(self, x: torch.Tensor) -> Callable[[], object]:
+    def _feed(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         self.check_input(x)
-        feed = {self.input_name: x.detach().float().contiguous().numpy()}
+        return {self.input_name: x.detach().float().contiguous().numpy()}
+
+    def runner(self, x: torch.Tensor) -> Callable[[], object]:
+        feed = self._feed(x)
         return lambda: self.session.run(None, feed)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        feed = {self.input_name: x.detach().float().contiguous().numpy()}
-        return torch.from_numpy(np.asarray(self.session.run(None, feed)[0], np.float32))
+        outputs = self.session.run(None, self._feed(x))
+        return torch.from_numpy(np.asarray(outputs[0], np.float32))
 
     def save(self, path: str | os.PathLike[str]) -> list[Path]:
         import onnx
@@ -67,20 +67,6 @@ class OnnxruntimeArtifact(Artifact):
         proto = onnx.load_from_string(self.data)
         onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(self.metadata)})
         return [atomic_write_bytes(path, proto.SerializeToString())]
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """onnxruntime's quantizer logs a pre-processing hint through the root logger on every
-    call; leanconv's output stays its own."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        root.setLevel(level)
 
 
 def quantize_int8(data: bytes, batches: list[torch.Tensor], only: Sequence[str] | None
@@ -104,7 +90,7 @@ def quantize_int8(data: bytes, batches: list[torch.Tensor], only: Sequence[str] 
     import onnx
 
     input_name = onnx.load_from_string(data).graph.input[0].name
-    with onnx_file(data) as source, _quiet():
+    with onnx_file(data) as source, quiet([""]):  # its pre-processing hint, on the root logger
         target = source.with_name("int8.onnx")
         quantize_static(str(source), str(target), Reader(input_name),
                         quant_format=QuantFormat.QDQ, per_channel=True,
@@ -126,9 +112,11 @@ class OnnxruntimeRuntime(Runtime):
     def build(self, model: nn.Module, input_shape: tuple[int, ...], precision: str, *,
               threads: int, calibration: torch.Tensor | None = None,
               layers: Sequence[str] | None = None, rest: str | None = None,
-              channels_last: bool = False) -> Artifact:
+              channels_last: bool = False, measure_forms: bool = True) -> Artifact:
         check_layers("onnxruntime", self, precision, layers, rest)
-        data = export_for_runtime(model, input_shape, threads)
+        timer = runtime_form_timer(self, precision, threads, layers=layers,
+                                   rest=rest) if measure_forms else None
+        data = export_for_runtime(model, input_shape, threads, timer)
         if precision == "int8" and layers != []:
             batches = calibration_batches(calibration, "onnxruntime int8", CALIBRATION_BATCH)
             only = None if layers is None else layer_nodes(data, layers)

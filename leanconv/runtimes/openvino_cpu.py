@@ -8,13 +8,10 @@ OpenVINO IR (``model.xml`` with ``model.bin``), saved with a free batch dimensio
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from leanconv.io import atomic_write_bytes
+from leanconv.io import atomic_write_bytes, quiet
 from leanconv.runtimes.base import (
     METADATA_KEY,
     RUNTIMES,
@@ -30,6 +27,7 @@ from leanconv.runtimes.base import (
     Runtime,
     check_layers,
 )
+from leanconv.runtimes.forms import runtime_form_timer
 from leanconv.runtimes.onnx_graph import (
     calibration_batches,
     export_for_runtime,
@@ -110,19 +108,6 @@ def _openvino_names(model: Any, onnx_nodes: Sequence[str]) -> list[str]:
             if op.get_friendly_name().split("/")[0] in wanted]
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """NNCF draws a progress bar and logs its own lines; leanconv's output stays its own."""
-    logger = logging.getLogger("nncf")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
-
-
 class OpenvinoRuntime(Runtime):
     """OpenVINO's CPU plugin (module docstring)."""
 
@@ -136,11 +121,13 @@ class OpenvinoRuntime(Runtime):
     def build(self, model: nn.Module, input_shape: tuple[int, ...], precision: str, *,
               threads: int, calibration: torch.Tensor | None = None,
               layers: Sequence[str] | None = None, rest: str | None = None,
-              channels_last: bool = False) -> Artifact:
+              channels_last: bool = False, measure_forms: bool = True) -> Artifact:
         import openvino
 
         base = check_layers("openvino", self, precision, layers, rest)
-        data = export_for_runtime(model, input_shape, threads)
+        timer = runtime_form_timer(self, precision, threads, layers=layers,
+                                   rest=rest) if measure_forms else None
+        data = export_for_runtime(model, input_shape, threads, timer)
         with onnx_file(data) as path:
             ov_model = openvino.Core().read_model(str(path))
         if precision == "int8" and layers != []:
@@ -149,7 +136,7 @@ class OpenvinoRuntime(Runtime):
             images = [b.numpy() for b in calibration_batches(calibration, "openvino int8", 1)]
             ignored = [] if layers is None else _openvino_names(
                 ov_model, layer_nodes(data, layers, outside=True))
-            with _quiet():
+            with quiet(["nncf"], stderr=True):  # its progress bar and log lines
                 ov_model = nncf.quantize(
                     ov_model, nncf.Dataset(images), subset_size=len(images),
                     ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))

@@ -2,11 +2,15 @@
 BatchNorm into the convs, each operator in its fastest measured form) in ``fp32``, or run
 under ``torch.autocast`` in ``bf16`` where the CPU has native bf16 (AVX-512 BF16 or AMX;
 elsewhere bf16 is emulated and slower than fp32). Per layer, bf16 layers run in autocast
-islands of an fp32 model. The artifact is the PyTorch model itself (``model.pt``)."""
+islands of an fp32 model. Each layer takes the exact form measured fastest in its precision
+(:mod:`leanconv.runtimes.forms`; bf16 favours one dense conv over HetConv's two kernels; in
+channels_last, fold measures in fp32). The artifact is the PyTorch model itself
+(``model.pt``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,6 +18,7 @@ from torch import nn
 from leanconv.cost.latency import torch_threads
 from leanconv.deploy.fold import fold
 from leanconv.runtimes.base import RUNTIMES, Artifact, Runtime, check_layers
+from leanconv.runtimes.forms import runtime_form_timer
 
 
 class Bfloat16Island(nn.Module):
@@ -73,10 +78,15 @@ class TorchRuntime(Runtime):
     def build(self, model: nn.Module, input_shape: tuple[int, ...], precision: str, *,
               threads: int, calibration: torch.Tensor | None = None,
               layers: Sequence[str] | None = None, rest: str | None = None,
-              channels_last: bool = False) -> Artifact:
+              channels_last: bool = False, measure_forms: bool = True) -> Artifact:
         check_layers("torch", self, precision, layers, rest)
+        forms: dict[str, Any] = {"hetconv": "fused", "mixconv": "split",
+                                 "groupconv": "grouped"}
+        if measure_forms:  # in channels_last, fold times the forms itself, in fp32
+            forms = {"timer": None if channels_last else runtime_form_timer(
+                self, precision, threads, layers=layers, rest=rest)}
         folded, _ = fold(model, tuple(input_shape), channels_last=channels_last,
-                         threads=threads)
+                         threads=threads, **forms)
         if channels_last:
             folded = folded.to(memory_format=torch.channels_last)
         for name in layers or ():

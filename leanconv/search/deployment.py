@@ -10,15 +10,19 @@ the two timed in turns), and the deployed result (:meth:`Deployment.artifact`)."
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from leanconv.cost.latency import SideBySide
 from leanconv.deploy.latency import Speedup
 from leanconv.runtimes import Artifact, check_precision, get_runtime, time_artifacts
 
 SEPARATOR = "@"
+# how long a plan is timed against the original: at least ROUNDS turns of MIN_RUN_TIME
+# seconds each (FINAL_ROUNDS for the result handed back); read when called
+ROUNDS, FINAL_ROUNDS, MIN_RUN_TIME = 5, 7, 0.2
 
 
 def split_choice(choice: str) -> tuple[str, str | None]:
@@ -34,31 +38,37 @@ def specs_of(plan: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Deployment:
-    """A runtime and its precisions (``precisions[0]``: the model's; ``precisions[1]``, when
-    given: a lower one single layers may take), ``threads``, the memory format (PyTorch
-    only) and the images int8 is calibrated on (``calibration``, N x C x H x W)."""
+    """A runtime and its precisions (``precisions[0]``: the model's, which may be a lower
+    one such as int8 when given alone, the whole model in it; ``precisions[1]``, when given:
+    a lower one single layers may take), ``threads``, the memory format (PyTorch
+    only) and the images int8 is calibrated on (``calibration``, N x C x H x W); ``owner``:
+    who the errors name (the function or command that asked)."""
 
     runtime: str = "torch"
     precisions: tuple[str, ...] = ("fp32",)
     threads: int = 1
     channels_last: bool = False
     calibration: torch.Tensor | None = None
+    owner: str = field(default="shrink", compare=False)
 
     def __post_init__(self) -> None:
-        runtime = get_runtime("shrink", self.runtime)
+        owner = self.owner
+        runtime = get_runtime(owner, self.runtime)
         if not isinstance(self.precisions, tuple) or not 1 <= len(self.precisions) <= 2:
-            raise ValueError(f"shrink: precision={list(self.precisions)!r} is invalid; give "
+            raise ValueError(f"{owner}: precision={list(self.precisions)!r} is invalid; give "
                              f"the model's precision and at most one lower precision for "
                              f"single layers, e.g. fp32 int8")
         for precision in self.precisions:
-            check_precision("shrink", runtime, precision)
-        if self.precisions[0] in runtime.lowered:
-            raise ValueError(f"shrink: precision={self.precisions[0]!r} cannot be the "
-                             f"model's in {self.runtime!r} when layers choose; give one of "
+            check_precision(owner, runtime, precision)
+        if len(self.precisions) == 2 and self.precisions[0] in runtime.lowered:
+            raise ValueError(f"{owner}: precision={self.precisions[0]!r} cannot be the "
+                             f"model's in {self.runtime!r} when layers choose a precision; "
+                             f"give one of "
                              f"{[p for p in runtime.precisions if p not in runtime.lowered]} "
-                             f"first")
+                             f"first, or {self.precisions[0]!r} alone (the whole model in it, "
+                             f"layers choosing operators)")
         if len(self.precisions) == 2 and self.precisions[1] not in runtime.lowered:
-            raise ValueError(f"shrink: precision={self.precisions[1]!r} cannot be chosen per "
+            raise ValueError(f"{owner}: precision={self.precisions[1]!r} cannot be chosen per "
                              f"layer in {self.runtime!r}; per layer: "
                              f"{', '.join(runtime.lowered)}")
 
@@ -88,19 +98,18 @@ class Deployment:
                  plan: Mapping[str, str] | None = None, *,
                  calibration: torch.Tensor | None = None) -> Artifact:
         """``model`` built in the runtime: the layers whose choice in ``plan`` names the
-        lower precision run in it (int8 calibrated on ``calibration``, default
-        :attr:`calibration`), the rest in the model's precision."""
-        runtime = get_runtime("shrink", self.runtime)
+        lower precision run in it, the rest in the model's precision (int8, of single layers
+        or of the whole model, calibrated on ``calibration``, default :attr:`calibration`)."""
+        runtime = get_runtime(self.owner, self.runtime)
+        images = calibration if calibration is not None else self._calibration(input_shape)
         lowered = sorted(name for name, choice in (plan or {}).items()
                          if split_choice(choice)[1])
         if lowered:
-            images = calibration if calibration is not None else self._calibration(
-                input_shape)
             return runtime.build(model, input_shape, self.lowered, threads=self.threads,
                                  calibration=images, layers=lowered,
                                  rest=self.precisions[0], channels_last=self.channels_last)
         return runtime.build(model, input_shape, self.precisions[0], threads=self.threads,
-                             channels_last=self.channels_last)
+                             calibration=images, channels_last=self.channels_last)
 
     def _calibration(self, input_shape: tuple[int, ...]) -> torch.Tensor:
         """The calibration images when they fit ``input_shape``; random ones (timing only:
@@ -110,33 +119,46 @@ class Deployment:
             return self.calibration
         return torch.randn((max(8, input_shape[0]), *input_shape[1:]))
 
-    def call(self, module: nn.Module, input_shape: tuple[int, ...], lowered: bool
-             ) -> tuple[Callable[[], object], list[torch.Tensor]]:
-        """A latency-table entry: ``module`` (a layer followed by its norm, named ``0`` and
-        ``1``) built with the layer in the lower precision when ``lowered``, as the timing
-        harness's ``(call, inputs)``."""
-        plan = {"0": f"keep{SEPARATOR}{self.lowered}"} if lowered else None
+    def call(self, module: nn.Module, input_shape: tuple[int, ...],
+             lowered: Sequence[str] = ()) -> tuple[Callable[[], object], list[torch.Tensor]]:
+        """A latency-table entry: ``module`` (a layer followed by its norm) built with its
+        submodules ``lowered`` in the lower precision, as the timing harness's
+        ``(call, inputs)``."""
+        plan = {name: f"keep{SEPARATOR}{self.lowered}" for name in lowered}
         return self.artifact(module, input_shape, plan).runner(torch.randn(input_shape)), []
 
     def speedups(self, reference: nn.Module,
                  models: Mapping[str, tuple[nn.Module, Mapping[str, str]]],
-                 input_shape: tuple[int, ...], *, rounds: int = 5, min_run_time: float = 0.2
+                 input_shape: tuple[int, ...], *, rounds: int | None = None,
+                 min_run_time: float | None = None, final: bool = False
                  ) -> dict[str, Speedup]:
         """Each ``(model, plan)`` of ``models`` built (:meth:`artifact`) and timed in turns
         with the original ``reference`` in the model's precision (built once), one pair at a
-        time (two taking turns in millisecond blocks share the machine's drift)."""
+        time (two taking turns in millisecond blocks share the machine's drift), for at least
+        ``rounds`` turns of ``min_run_time`` seconds (default :data:`ROUNDS`, or
+        :data:`FINAL_ROUNDS` when ``final``: the result handed back, and
+        :data:`MIN_RUN_TIME`)."""
         shape = tuple(input_shape)
         built = self.artifact(reference, shape)
-        x = torch.randn(shape)
         result = {}
         for name, (model, plan) in models.items():
-            timed = time_artifacts({"reference": built, "model": self.artifact(model, shape,
-                                                                               plan)},
-                                   x, threads=self.threads, rounds=rounds,
-                                   min_run_time=min_run_time)
+            timed = self.side_by_side({"reference": built,
+                                       "model": self.artifact(model, shape, plan)}, shape,
+                                      rounds=rounds or (FINAL_ROUNDS if final else ROUNDS),
+                                      min_run_time=min_run_time)
             result[name] = Speedup(timed.speedup("model", "reference"), timed["reference"][0],
                                    timed["model"][0])
         return result
+
+    def side_by_side(self, artifacts: Mapping[str, Artifact], input_shape: tuple[int, ...],
+                     *, rounds: int | None = None, min_run_time: float | None = None
+                     ) -> SideBySide:
+        """``artifacts`` timed in turns on one random input of ``input_shape`` with the
+        deployment's threads, for at least ``rounds`` (default :data:`FINAL_ROUNDS`) turns
+        of ``min_run_time`` (default :data:`MIN_RUN_TIME`) seconds."""
+        return time_artifacts(artifacts, torch.randn(tuple(input_shape)), threads=self.threads,
+                              rounds=rounds or FINAL_ROUNDS,
+                              min_run_time=min_run_time or MIN_RUN_TIME)
 
 
 def _versions(runtime: str) -> str:

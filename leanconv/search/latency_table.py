@@ -36,6 +36,7 @@ import json
 import os
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,7 @@ from leanconv.ops.create_conv import create_conv_like
 from leanconv.search.candidates import Layer
 from leanconv.search.deployment import Deployment, split_choice
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: each entry in the export form its runtime and precision run fastest
 
 
 def cache_key(batch: int, threads: int, channels_last: bool) -> dict[str, Any]:
@@ -169,14 +170,18 @@ class LatencyTable:
                 f"{calibrated}, {self.seconds:.1f} s")
 
 
+ENTRY_LAYER = "layer"  # the candidate's name in its entry module
+
+
 def _entry_module(choice: str, conv: nn.Conv2d) -> nn.Module:
     """The candidate as deployed: ``choice``'s spec with ``conv``'s geometry (``keep``: a
-    copy of ``conv``) followed by a BatchNorm, both in eval mode (the fold merges the norm)."""
+    copy of ``conv``) named :data:`ENTRY_LAYER`, followed by a BatchNorm, both in eval mode
+    (the fold merges the norm)."""
     spec = split_choice(choice)[0]
     layer = copy.deepcopy(conv) if spec == KEEP else create_conv_like(spec, conv)
     parameter = next(conv.parameters())
     norm = nn.BatchNorm2d(conv.out_channels).to(device=parameter.device, dtype=parameter.dtype)
-    return nn.Sequential(layer, norm).eval()
+    return nn.Sequential(OrderedDict([(ENTRY_LAYER, layer), ("norm", norm)])).eval()
 
 
 def _macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -215,8 +220,9 @@ def measure_table(model: nn.Module, layers: Sequence[Layer], input_shape: tuple[
                     pending[sig].append((layer.name, spec))
                 else:
                     pending[sig] = [(layer.name, spec)]
+                    lowered = [ENTRY_LAYER] if split_choice(spec)[1] is not None else []
                     groups.setdefault(layer.name, {})[sig] = deployment.call(
-                        module, layer.input_shape, split_choice(spec)[1] is not None)
+                        module, layer.input_shape, lowered)
         for calls in groups.values():
             for sig, values in interleaved_samples(calls, threads, rounds * min_run_time,
                                                    min_rounds=rounds).items():

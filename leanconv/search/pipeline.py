@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from leanconv.converter import KEEP, ConversionReport, convert, describe_conv, s
 from leanconv.cost.latency import torch_threads
 from leanconv.data.load import dataset_for_model, labels_apply
 from leanconv.loading import ModelInfo, load_model, reference_kind
-from leanconv.runtimes import get_runtime, time_artifacts
+from leanconv.runtimes import get_runtime
 from leanconv.search.candidates import (
     KXK_CANDIDATES,
     POINTWISE_CANDIDATES,
@@ -171,9 +171,10 @@ def shrink(
 
     ``runtime`` (:data:`leanconv.runtimes.RUNTIMES`: ``torch``, ``onnxruntime``,
     ``openvino``) and ``precision`` (the model's, then at most one lower precision single
-    layers may take, e.g. ``("fp32", "int8")``; default: the runtime's first) say where
-    every latency is measured and the speed-up is counted from (the original in the
-    runtime's first precision is 1.00x). ``baselines``: first measure the free baselines
+    layers may take, e.g. ``("fp32", "int8")``; or ``("int8",)``: the whole model in int8,
+    each layer choosing an operator; default: the runtime's first) say where every latency
+    is measured and the speed-up is counted from (the original in the model's precision is
+    1.00x). ``baselines``: first measure the free baselines
     (:func:`leanconv.bench.baselines.free_baselines`, the unchanged model in every installed
     runtime and precision); the report compares the result with the best of ``runtime``'s
     and, where that baseline is as fast and loses no more, hands it back instead.
@@ -191,7 +192,7 @@ def shrink(
     threads = threads or torch.get_num_threads()
     runtime_entry = get_runtime(owner, runtime)
     precisions = tuple(precision) if precision is not None else runtime_entry.precisions[:1]
-    Deployment(runtime, precisions, threads, channels_last)  # checks them before any work
+    deployment = Deployment(runtime, precisions, threads, channels_last, owner=owner)
     say = progress if callable(progress) else (print if progress else (lambda _: None))
     ref, out_dir, seconds = str(model), Path(out), {}
     start = time.perf_counter()
@@ -208,8 +209,7 @@ def shrink(
     with torch_threads(threads):
         images = dataset.model_inputs(calib_images + held_out_images)
         calibration, held_out = images[:calib_images], images[calib_images:]
-        deployment = Deployment(runtime, precisions, threads, channels_last,
-                                calibration[:TIMING_CALIBRATION])
+        deployment = replace(deployment, calibration=calibration[:TIMING_CALIBRATION])
         free = None
         if baselines:
             start_baselines = time.perf_counter()
@@ -324,14 +324,10 @@ def _deployable(original: nn.Module, result: dict[str, Any], plan: dict[str, str
                 if (row.agreement if no_accuracy else row.accuracy) is not None
                 and (row.agreement if no_accuracy else row.accuracy) >= quality]
         contender = min(rows, key=lambda row: row.ms, default=None)
-    runtime = get_runtime("shrink", deployment.runtime)
     timed_artifacts = {"original": deployment.artifact(original, shape), "shrunk": artifact}
     if contender is not None:
-        timed_artifacts["baseline"] = runtime.build(original, shape, contender.precision,
-                                                    threads=deployment.threads,
-                                                    calibration=calibration)
-    timed = time_artifacts(timed_artifacts, torch.randn(shape), threads=deployment.threads,
-                           rounds=7, min_run_time=0.2)
+        timed_artifacts["baseline"] = free.artifacts[contender.name]
+    timed = deployment.side_by_side(timed_artifacts, shape)
     summary["speedup"] = timed.speedup("shrunk", "original")
     say(f"{artifact.name} artifact: test {measure} {quality:.4f}, "
         f"{summary['speedup']:.2f}x over the original in {deployment.describe()}")

@@ -206,4 +206,4 @@ def measure_speedup(original: nn.Module, shrunk: nn.Module, shape: tuple[int, ..
     timed side by side, taking turns in millisecond blocks: the speed-up is the median of
     the paired per-round ratios."""
     return deployment.speedups(original, {"shrunk": (shrunk, plan or {})}, shape,
-                               rounds=7)["shrunk"]
+                               final=True)["shrunk"]

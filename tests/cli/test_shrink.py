@@ -4,6 +4,8 @@ import pytest
 
 from leanconv.cli import main
 
+pytestmark = pytest.mark.usefixtures("quick_timing")  # conftest.py says why
+
 SMALL = ["--data", "synthetic", "--candidates", "dwsep", "--pointwise-candidates",
          "group:g=2,shuffle=1", "--threads", "1", "--calib-images", "64",
          "--held-out-images", "32", "--quiet", "--no-baselines"]

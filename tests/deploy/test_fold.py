@@ -37,11 +37,13 @@ def _batchnorms(model):
 
 @pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize(("hetconv", "mixconv"), [("fused", "split"), ("dense", "single")])
-def test_every_operator_folds_exactly(spec, stride, hetconv, mixconv):
+@pytest.mark.parametrize(("hetconv", "mixconv", "groupconv"),
+                         [("fused", "split", "grouped"), ("dense", "single", "dense")])
+def test_every_operator_folds_exactly(spec, stride, hetconv, mixconv, groupconv):
     model = _net(spec, stride)
     x = torch.randn(2, 16, 12, 12)
-    folded, report = fold(model, x.shape, hetconv=hetconv, mixconv=mixconv)
+    folded, report = fold(model, x.shape, hetconv=hetconv, mixconv=mixconv,
+                          groupconv=groupconv)
     _close(folded, model, x)
     assert _batchnorms(folded) == []
     assert not any(isinstance(m, ChannelShuffle) for m in folded.modules())
@@ -148,6 +150,28 @@ def test_auto_measures_and_records_the_choice():
     assert unmeasured.max_abs_diff is None
 
 
+def test_a_group_conv_becomes_one_block_diagonal_conv_when_its_timer_says_so():
+    model = randomize_batchnorms(nn.Sequential(
+        create_conv("group:g=4,shuffle=1", 16, 16, 3), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 1, groups=4), create_conv("hetconv:p=4", 16, 16, 3)))
+    asked = []
+
+    def timer(name, forms, shape):  # a runtime where dense kernels win
+        asked.append((name, tuple(forms), shape))
+        return {form: 1.0 if form == "dense" else 2.0 for form in forms}
+
+    x = torch.randn(2, 16, 8, 8)
+    folded, report = fold(model, x.shape, timer=timer)
+    _close(folded, model, x)
+    assert asked == [("0", ("grouped", "dense"), (2, 16, 8, 8)),
+                     ("4", ("fused", "dense"), (2, 16, 8, 8))]
+    assert type(folded[0]) is nn.Conv2d and folded[0].groups == 1
+    assert not any(isinstance(m, ChannelShuffle) for m in folded.modules())
+    assert {row.name: row.action for row in report.rows}["0"] == "groupconv2d: dense"
+    kept, _ = fold(model, x.shape, groupconv="grouped", timer=timer)
+    assert any(isinstance(m, ChannelShuffle) for m in kept.modules())
+
+
 def test_untraceable_model_falls_back_to_sequentials():
     class DataDependent(nn.Module):
         def __init__(self):
@@ -203,6 +227,8 @@ def test_a_wrong_rule_is_caught_by_verification():
     ({"input_shape": (0, 3)}, r"input_shape=\(0, 3\) is invalid"),
     ({"hetconv": "fast"}, r"hetconv='fast' is invalid.*auto.*fused.*dense"),
     ({"mixconv": 1}, r"mixconv=1 is invalid"),
+    ({"groupconv": "fused"}, r"groupconv='fused' is invalid.*grouped.*dense"),
+    ({"timer": 3}, r"timer=3 is invalid; expected None \(PyTorch\) or a callable"),
     ({"threads": 0}, r"threads=0 is invalid"),
     ({"atol": -1}, r"atol=-1 is invalid"),
 ])

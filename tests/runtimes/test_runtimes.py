@@ -12,6 +12,7 @@ from torch import nn
 
 from leanconv.data.fashion_mnist import DEFAULT_DIR, FILES
 from leanconv.data.load import load_dataset
+from leanconv.deploy import fold
 from leanconv.runtimes import RUNTIMES, get_runtime, load_artifact
 from leanconv.runtimes.onnx_graph import layer_nodes
 from leanconv.runtimes.timing import runtime_side_by_side
@@ -250,3 +251,72 @@ def test_runtime_side_by_side_builds_and_times_each_model(model):
         runtime_side_by_side({"a": model}, SHAPE, runtime="torch", precision="int8",
                              threads=1, owner="cost")
     assert json.dumps({"a": list(timed["a"])})  # plain floats
+
+
+def _with_choices() -> nn.Module:
+    """A HetConv and a shuffled group conv (its shuffle read by a grouped conv, so that no
+    reader absorbs it): layers with more than one exact export form."""
+    from leanconv.ops import create_conv
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3), create_conv("hetconv:p=4", 8, 16, 3),
+                         nn.BatchNorm2d(16), nn.ReLU(),
+                         create_conv("group:g=4,shuffle=1", 16, 16, 3), nn.BatchNorm2d(16),
+                         nn.ReLU(), nn.Conv2d(16, 16, 1, groups=4),  # keeps the shuffle
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(16, 10)).eval()
+
+
+def test_onnxruntime_exports_each_layer_in_the_form_it_measured_fastest(monkeypatch):
+    import leanconv.runtimes.forms as forms
+
+    model = _with_choices()
+    monkeypatch.setattr(forms, "_TIMES", {})
+    runtime = get_runtime("test", "onnxruntime")
+    timer = forms.runtime_form_timer(runtime, "fp32", 1)
+    _, report = fold(model, SHAPE, threads=1, timer=timer)
+    measured = {key[3][0]: times for key, times in forms._TIMES.items()}
+    assert set(measured) == {"FoldedHetConv2d", "GroupConv2d"}
+    assert set(measured["FoldedHetConv2d"]) == {"fused", "dense"}
+    assert set(measured["GroupConv2d"]) == {"grouped", "dense"}
+    assert all(ms > 0 for times in measured.values() for ms in times.values())
+    actions = {row.name: row.action for row in report.rows}
+    fastest = {name: min(times, key=times.get) for name, times in measured.items()}
+    assert actions["1"] == f"foldedhetconv2d: {fastest['FoldedHetConv2d']}"
+    assert actions["4"] == f"groupconv2d: {fastest['GroupConv2d']}"
+    # the build takes the same (remembered) choice and follows PyTorch
+    before = dict(forms._TIMES)
+    built = runtime.build(model, SHAPE, "fp32", threads=1)
+    assert forms._TIMES == before
+    x = torch.randn(SHAPE)
+    with torch.no_grad():
+        assert (built(x) - model(x)).abs().max() < 1e-4
+    nodes = {node.op_type for node in onnx.load_from_string(built.data).graph.node}
+    assert ("Transpose" in nodes) == (fastest["GroupConv2d"] == "grouped")  # the shuffle
+    fixed = runtime.build(model, SHAPE, "fp32", threads=1, measure_forms=False)
+    assert "Transpose" in {node.op_type for node in onnx.load_from_string(fixed.data).graph.node}
+
+
+def test_a_per_layer_int8_layer_is_measured_in_int8(monkeypatch):
+    import leanconv.runtimes.forms as forms
+
+    monkeypatch.setattr(forms, "_TIMES", {})
+    model = _with_choices()
+    runtime = get_runtime("test", "onnxruntime")
+    runtime.build(model, SHAPE, "int8", threads=1, calibration=torch.randn(8, 1, 28, 28),
+                  layers=["4"], rest="fp32")
+    precisions = {key[3][0]: key[1] for key in forms._TIMES}
+    assert precisions == {"FoldedHetConv2d": "fp32", "GroupConv2d": "int8"}
+
+
+def test_pytorch_bf16_measures_the_forms_in_bf16(monkeypatch):
+    import leanconv.runtimes.forms as forms
+
+    needs("torch", "bf16")
+    monkeypatch.setattr(forms, "_TIMES", {})
+    model = _with_choices()
+    built = get_runtime("test", "torch").build(model, SHAPE, "bf16", threads=1)
+    assert {(key[0], key[1]) for key in forms._TIMES} == {("torch", "bf16")}
+    x = torch.randn(SHAPE)
+    with torch.no_grad():
+        assert (built(x) - model(x)).abs().max() < 0.1 * model(x).abs().max()

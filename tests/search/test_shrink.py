@@ -8,6 +8,8 @@ from leanconv.search import Target, TargetUnreachable, shrink
 from leanconv.search.deployment import Deployment
 from leanconv.search.latency_table import LatencyTable
 
+pytestmark = pytest.mark.usefixtures("quick_timing")  # conftest.py says why
+
 SMALL = {"data": "synthetic", "candidates": ["dwsep"],
          "pointwise_candidates": ["group:g=2,shuffle=1"], "threads": 1, "calib_images": 64,
          "held_out_images": 32, "progress": False, "baselines": False}
